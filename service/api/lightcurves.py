@@ -1,0 +1,104 @@
+"""DV light curves as JSON, CSV or FITS."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import Response
+
+from service.api.negotiation import negotiate
+from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
+from service.api.tces import TceIdPath
+from service.deps import ServicesDep, TicIdDep
+from service.errors import InvalidRequest
+from service.infra.http_cache import cached_response
+from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE, FITS_MEDIA_TYPE, JSON_MEDIA_TYPE
+from service.schemas import LightCurve
+from service.services.dv import LightCurveQuery
+
+router = APIRouter(tags=["Data Validation"])
+
+FORMATS = {"json": JSON_MEDIA_TYPE, "csv": "text/csv", "fits": FITS_MEDIA_TYPE}
+MAX_COLUMNS_PARAM_LENGTH = 1000
+
+
+def _parse_columns(columns: str | None) -> tuple[str, ...] | None:
+    if columns is None:
+        return None
+    names = tuple(name.strip() for name in columns.split(",") if name.strip())
+    if not names:
+        raise InvalidRequest("query parameter 'columns' names no column; give e.g. columns=TIME,LC_DETREND.")
+    return names
+
+
+@router.get(
+    "/tic/{tic_id}/tces/{tce_id}/lightcurve",
+    response_model=LightCurve,
+    summary="Get a TCE's DV light curve",
+    description="The Data Validation time series of a TCE (TIME, PHASE, LC_INIT, LC_DETREND, MODEL_INIT, ...). "
+    "Column-oriented JSON (missing values are null), CSV, or a FITS binary table carrying units and the DV "
+    "header keywords — chosen by `?format=` or else the `Accept` header. `columns=` picks columns; "
+    "`start=`/`end=` (BTJD) pick rows.",
+    responses={
+        200: {
+            "description": "The light curve in the negotiated format.",
+            "content": {
+                CSV_MEDIA_TYPE: {
+                    "schema": {"type": "string"},
+                    "example": "TIME,LC_DETREND\n1334.0011,0.00312\n1334.0025,\n",
+                },
+                FITS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **problem_responses(404, 406, 409, 422, *UPSTREAM_PROBLEMS),
+    },
+)
+async def get_lightcurve(
+    request: Request,
+    tic_id: TicIdDep,
+    tce_id: TceIdPath,
+    services: ServicesDep,
+    format: Annotated[
+        Literal["json", "csv", "fits"] | None,
+        Query(
+            description="Output format; overrides the Accept header.",
+            openapi_examples={
+                "json": {"summary": "Column-oriented JSON", "value": "json"},
+                "csv": {"summary": "CSV with a header row", "value": "csv"},
+                "fits": {"summary": "FITS binary table", "value": "fits"},
+            },
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_COLUMNS_PARAM_LENGTH,
+            description="Comma-separated column names (case-insensitive); all columns when absent.",
+            openapi_examples={"plot": {"summary": "What a plot needs", "value": "TIME,PHASE,LC_DETREND,MODEL_INIT"}},
+        ),
+    ] = None,
+    start: Annotated[
+        float | None,
+        Query(
+            allow_inf_nan=False,
+            description="Keep rows with TIME >= start (BTJD = BJD - 2457000).",
+            openapi_examples={"dip": {"summary": "Just before the 'weird' dip", "value": 1334.0}},
+        ),
+    ] = None,
+    end: Annotated[
+        float | None,
+        Query(
+            allow_inf_nan=False,
+            description="Keep rows with TIME <= end (BTJD).",
+            openapi_examples={"dip": {"summary": "Just after the 'weird' dip", "value": 1335.0}},
+        ),
+    ] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """Serve one TCE's DV light curve."""
+    if start is not None and end is not None and start > end:
+        raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
+    chosen = negotiate(format, accept, FORMATS)
+    query = LightCurveQuery(tic_id, tce_id, chosen, _parse_columns(columns), start, end)  # type: ignore[arg-type]
+    body, hit = await services.dv.lightcurve_response(query)
+    vary = None if format is not None else "Accept"
+    return cached_response(request, body, hit=hit, limiters=services.limiters, vary=vary)

@@ -1,0 +1,67 @@
+"""OpenAPI descriptions of the problem answers, shared by the routers."""
+
+from typing import Any
+
+_EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
+    404: (
+        "The TIC or TCE does not exist at MAST.",
+        {"title": "Not found", "detail": "TIC 1 has no Threshold Crossing Events in ExoMAST's TESS DV data."},
+    ),
+    406: (
+        "The Accept header allows none of the formats this route serves.",
+        {"title": "Not acceptable", "detail": "Accept 'image/png' allows none of application/json, text/csv."},
+    ),
+    409: (
+        "A short TCE id matches several TCEs; the problem lists the full ids.",
+        {
+            "title": "Ambiguous request",
+            "detail": "TCE_1 of TIC 100100827 is ambiguous: it was found by 4 searches.",
+            "candidates": ["s0001-s0001:TCE_1", "s0001-s0003:TCE_1"],
+        },
+    ),
+    422: (
+        "A parameter is malformed or out of range.",
+        {"title": "Invalid request", "detail": "path parameter 'tic_id': String should match pattern '^\\d{1,11}$'"},
+    ),
+    502: (
+        "MAST answered with an error or a body that cannot be used.",
+        {"title": "Bad upstream response", "detail": "ExoMAST sent malformed JSON.", "upstream": "ExoMAST"},
+    ),
+    503: (
+        "MAST cannot be reached or is overloaded; retry after `Retry-After` seconds.",
+        {
+            "title": "Upstream unavailable",
+            "detail": "ExoMAST could not be reached (ConnectError); try again shortly.",
+            "upstream": "ExoMAST",
+            "retry_after_s": 5,
+        },
+    ),
+    504: (
+        "MAST did not answer in time; retry later.",
+        {
+            "title": "Upstream timeout",
+            "detail": "ExoMAST's gateway timed out (HTTP 504); MAST is busy, try again later.",
+            "upstream": "ExoMAST",
+            "retry_after_s": 5,
+        },
+    ),
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Return the `responses=` entries documenting these problem statuses with an example each."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description, example = _EXAMPLES[status]
+        body = {"type": "urn:tess-service:problem:example", "status": status, "instance": "/tic/1/tces"}
+        body |= {"retryable": status >= 500} | example
+        out[status] = {
+            "description": description,
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}, "example": body}
+            },
+        }
+    return out
+
+
+UPSTREAM_PROBLEMS = (502, 503, 504)

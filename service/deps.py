@@ -1,0 +1,50 @@
+"""Dependencies shared by the routers, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from service.infra.threads import Limiters
+from service.services.dv import DvService
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the lifespan builds and the routes use."""
+
+    settings: Settings
+    limiters: Limiters
+    dv: DvService
+
+
+def get_services(request: Request) -> Services:
+    """Return the services the lifespan put on the app."""
+    services: Services = request.app.state.services
+    return services
+
+
+def get_tic_id(
+    tic_id: Annotated[
+        str,
+        Path(
+            pattern=r"^\d{1,11}$",
+            description="TESS Input Catalog id, 1–11 digits; zero-padded (`00214568914`) and plain forms are the "
+            "same target.",
+            openapi_examples={
+                "weird": {"summary": "TIC 214568914, the tutorial's 'weird' light curve", "value": "214568914"},
+                "padded": {"summary": "The same target, zero-padded as ExoMAST writes it", "value": "00214568914"},
+                "wasp18": {"summary": "WASP-18 (several multi-sector TCEs)", "value": "100100827"},
+            },
+        ),
+    ],
+) -> int:
+    """Return the TIC id as a number, so every spelling of it shares one cache entry."""
+    return int(tic_id)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+TicIdDep = Annotated[int, Depends(get_tic_id)]

@@ -1,0 +1,195 @@
+"""The service's error tree and its rendering as RFC 9457 ``application/problem+json``.
+
+ServiceError (500)
+├── NotFound (404)            unknown TIC, TCE or route
+├── Conflict (409)            a short TCE id that matches several TCEs
+├── NotAcceptable (406)       an Accept header we cannot satisfy
+├── InvalidRequest (422)      bad parameters, request validation included
+└── UpstreamError (502)       MAST misbehaved; `retryable` says whether trying again can help
+    ├── BadUpstreamResponse (502)
+    ├── UpstreamUnavailable (503)
+    └── UpstreamTimeout (504)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Base of every error the service answers with a problem document."""
+
+    status = 500
+    title = "Internal server error"
+    slug = "internal-error"
+    retryable = False
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after_s: int | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+        self.extensions = extensions or {}
+
+
+class NotFound(ServiceError):
+    """The TIC, TCE or route does not exist."""
+
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class Conflict(ServiceError):
+    """The request is ambiguous; the extensions list the candidates."""
+
+    status, title, slug = 409, "Ambiguous request", "ambiguous"
+
+
+class NotAcceptable(ServiceError):
+    """No representation matches the Accept header."""
+
+    status, title, slug = 406, "Not acceptable", "not-acceptable"
+
+
+class InvalidRequest(ServiceError):
+    """A parameter is malformed or out of range."""
+
+    status, title, slug = 422, "Invalid request", "invalid-request"
+
+
+class UpstreamError(ServiceError):
+    """MAST did not give a usable answer."""
+
+    status, title, slug = 502, "Bad upstream response", "bad-upstream-response"
+    retryable = True
+
+    def __init__(self, detail: str, *, upstream: str, retry_after_s: int | None = None) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, extensions={"upstream": upstream})
+
+
+class BadUpstreamResponse(UpstreamError):
+    """MAST answered, but with an error status or a body we cannot use."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """MAST could not be reached or said it is overloaded."""
+
+    status, title, slug = 503, "Upstream unavailable", "upstream-unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    """MAST did not answer in time."""
+
+    status, title, slug = 504, "Upstream timeout", "upstream-timeout"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    retryable: bool = False,
+    retry_after_s: int | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> Response:
+    """Build one problem+json response; errors are never cached by anyone."""
+    body: dict[str, Any] = {
+        "type": f"urn:tess-service:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "retryable": retryable,
+    }
+    headers = {"Cache-Control": "no-store"}
+    if retry_after_s is not None:
+        body["retry_after_s"] = retry_after_s
+        headers["Retry-After"] = str(retry_after_s)
+    body.update(extensions or {})
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    if exc.status >= 500:
+        log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.detail)
+    return problem_response(
+        request,
+        status=exc.status,
+        title=exc.title,
+        detail=exc.detail,
+        slug=exc.slug,
+        retryable=exc.retryable,
+        retry_after_s=exc.retry_after_s,
+        extensions=exc.extensions,
+    )
+
+
+def _describe_location(loc: tuple[int | str, ...]) -> str:
+    where = {"path": "path parameter", "query": "query parameter", "header": "header", "body": "body"}
+    if len(loc) >= 2 and isinstance(loc[0], str) and loc[0] in where:
+        return f"{where[loc[0]]} '{'.'.join(str(part) for part in loc[1:])}'"
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"location": _describe_location(tuple(err["loc"])), "message": err["msg"]} for err in exc.errors()]
+    detail = "; ".join(f"{err['location']}: {err['message']}" for err in errors)
+    return problem_response(
+        request,
+        status=422,
+        title=InvalidRequest.title,
+        detail=detail,
+        slug=InvalidRequest.slug,
+        extensions={"errors": errors},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        detail = f"There is no route {request.url.path}; see /docs for the API."
+    else:
+        detail = str(exc.detail)
+    response = problem_response(
+        request, status=exc.status_code, title=str(exc.detail), detail=detail, slug=f"http-{exc.status_code}"
+    )
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        request,
+        status=500,
+        title=ServiceError.title,
+        detail="The service failed unexpectedly; this is a bug on our side and has been logged.",
+        slug=ServiceError.slug,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error, from validation to upstream failures, a problem+json answer."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

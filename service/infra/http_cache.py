@@ -1,0 +1,55 @@
+"""HTTP caching semantics for cached bodies: strong ETags, ``If-None-Match`` → 304, ``X-Cache``."""
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from service.infra.cache import CachedBody
+from service.infra.threads import Limiters, run_blocking
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Return whether an ``If-None-Match`` header matches ``etag`` (weak comparison, as RFC 9110 asks)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    candidates = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
+    return etag.removeprefix("W/") in candidates
+
+
+async def _stream(body: CachedBody, limiters: Limiters) -> AsyncIterator[bytes]:
+    chunks = body.chunks()
+    try:
+        while chunk := await run_blocking(next, chunks, None, limiter=limiters.io):
+            yield chunk
+    finally:
+        await run_blocking(chunks.close, limiter=limiters.io)
+
+
+def cached_response(
+    request: Request,
+    body: CachedBody,
+    *,
+    hit: bool,
+    limiters: Limiters,
+    vary: str | None = None,
+) -> Response:
+    """Answer ``request`` with ``body``: 304 when the client's copy is current, else the payload."""
+    meta = body.meta
+    headers = {
+        "ETag": meta.etag,
+        "Cache-Control": f"public, max-age={meta.max_age_s()}",
+        "X-Cache": "HIT" if hit else "MISS",
+        **meta.headers,
+    }
+    if vary:
+        headers["Vary"] = vary
+    if etag_matches(request.headers.get("if-none-match"), meta.etag):
+        body.close()
+        return Response(status_code=304, headers=headers)
+    if body.data is not None:
+        return Response(body.data, media_type=meta.media_type, headers=headers)
+    headers["Content-Length"] = str(meta.size)
+    return StreamingResponse(_stream(body, limiters), media_type=meta.media_type, headers=headers)

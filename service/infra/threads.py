@@ -1,0 +1,28 @@
+"""The one door to worker threads: every blocking call goes through `run_blocking` with a limiter of its kind."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limiters:
+    """One capacity limiter per kind of blocking work, so one kind cannot starve another."""
+
+    cpu: CapacityLimiter
+    io: CapacityLimiter
+
+    @classmethod
+    def create(cls, *, cpu_threads: int, io_threads: int) -> "Limiters":
+        """Build the limiters; call inside the event loop (the lifespan)."""
+        return cls(cpu=CapacityLimiter(cpu_threads), io=CapacityLimiter(io_threads))
+
+
+async def run_blocking(fn: Callable[..., T], *args: object, limiter: CapacityLimiter) -> T:
+    """Run ``fn(*args)`` in a worker thread admitted by ``limiter``."""
+    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)

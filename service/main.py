@@ -1,0 +1,93 @@
+"""The application factory: ``uvicorn service.main:app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from service import __version__
+from service.api import health, lightcurves, tces
+from service.deps import Services
+from service.errors import install_error_handlers
+from service.infra.cache import DiskCache
+from service.infra.threads import Limiters
+from service.schemas import Problem
+from service.services.artifacts import ArtifactStore
+from service.services.dv import DvService
+from service.settings import Settings, get_settings
+from service.upstream.exomast import ExoMastClient
+
+DESCRIPTION = """
+TESS time series without fighting the archive. This service wraps MAST's **ExoMAST** API (TESS Data Validation:
+TCE lists, DV headers, DV light curves), normalises what it returns into clean JSON, CSV or FITS, and serves it
+from a disk cache: the second identical request never reaches MAST.
+
+Every answer carries a strong `ETag` (send `If-None-Match` for a 304), `Cache-Control` and `X-Cache: HIT|MISS`.
+Every error is an RFC 9457 `application/problem+json` document whose `detail` says what happened and whose
+`retryable` / `Retry-After` say whether trying again can help.
+"""
+
+
+def _http_client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s, pool=None),
+        limits=httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+        ),
+        headers={"User-Agent": f"tess-service/{__version__}"},
+        follow_redirects=True,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; the lifespan opens the HTTP client and the cache, and closes them."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limiters = Limiters.create(cpu_threads=settings.cpu_threads, io_threads=settings.io_threads)
+        cache = DiskCache(settings.cache_dir, size_limit_bytes=settings.cache_size_limit_mb * 1024 * 1024)
+        store = ArtifactStore(cache, limiters)
+        try:
+            async with _http_client(settings) as exomast_http:
+                exomast = ExoMastClient(
+                    exomast_http, settings.exomast_url, limiters, settings.upstream_max_body_mb * 1024 * 1024
+                )
+                dv = DvService(
+                    store, exomast, limiters, ttl_tce_list_s=settings.ttl_tce_list_s, ttl_dv_s=settings.ttl_dv_s
+                )
+                app.state.services = Services(settings=settings, limiters=limiters, dv=dv)
+                yield
+        finally:
+            cache.close()
+
+    app = FastAPI(
+        title="TESS time-series service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(tces.router)
+    app.include_router(lightcurves.router)
+    app.include_router(health.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """Build the OpenAPI document once, with the shared Problem schema every error response refers to."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+app = create_app()

@@ -1,0 +1,164 @@
+"""Response models: they document the JSON the routes serve (Swagger UI shows their examples)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXAMPLE_TCE = {
+    "id": "s0001-s0001:TCE_1",
+    "sectors": "s0001-s0001",
+    "first_sector": 1,
+    "last_sector": 1,
+    "tce": "TCE_1",
+    "number": 1,
+}
+
+
+class Tce(BaseModel):
+    """One Threshold Crossing Event: a periodic dip found by a SPOC search over a range of sectors."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_TCE]})
+
+    id: str = Field(description="Full TCE id, `{sector range}:{TCE}` as ExoMAST writes it.")
+    sectors: str = Field(description="Sector range of the search that found the TCE.")
+    first_sector: int = Field(description="First sector of that search.")
+    last_sector: int = Field(description="Last sector of that search.")
+    tce: str = Field(description="TCE name within the search.")
+    number: int = Field(description="TCE number within the search.")
+
+
+class TceList(BaseModel):
+    """The TCEs of one TIC, sorted by sector range, then TCE number."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"tic_id": 214568914, "tces": [EXAMPLE_TCE]}]})
+
+    tic_id: int = Field(description="TESS Input Catalog id.")
+    tces: list[Tce] = Field(description="The TCEs.")
+
+
+class TceSummaryValues(BaseModel):
+    """Normalised TCE quantities (units in the names); null where ExoMAST has no value."""
+
+    object: str | None = Field(None, description="Target name, e.g. 'TIC 214568914'.")
+    period_days: float | None = Field(None, description="Orbital period (TPERIOD), days.")
+    epoch_btjd: float | None = Field(None, description="Transit epoch (TEPOCH), BJD - 2457000.")
+    depth_ppm: float | None = Field(None, description="Transit depth (TDEPTH), ppm.")
+    duration_hours: float | None = Field(None, description="Transit duration (TDUR), hours.")
+    ingress_hours: float | None = Field(None, description="Ingress duration (INDUR), hours.")
+    snr: float | None = Field(None, description="Transit signal-to-noise ratio (TSNR).")
+    max_mes: float | None = Field(None, description="Maximum multiple-event statistic (MAXMES).")
+    max_ses: float | None = Field(None, description="Maximum single-event statistic (MAXSES).")
+    impact_parameter: float | None = Field(None, description="Impact parameter (IMPACT).")
+    inclination_deg: float | None = Field(None, description="Orbital inclination (INCLIN), degrees.")
+    a_over_rstar: float | None = Field(None, description="Semi-major axis over stellar radius (DRRATIO).")
+    rp_over_rstar: float | None = Field(None, description="Planet radius over stellar radius (RADRATIO).")
+    planet_radius_earth: float | None = Field(None, description="Planet radius (PRADIUS), Earth radii.")
+    n_transits: int | None = Field(None, description="Number of transits (NTRANS).")
+    ra_deg: float | None = Field(None, description="Right ascension (RA_OBJ), degrees.")
+    dec_deg: float | None = Field(None, description="Declination (DEC_OBJ), degrees.")
+    tessmag: float | None = Field(None, description="TESS magnitude (TESSMAG).")
+    teff_k: float | None = Field(None, description="Stellar effective temperature (TEFF), K.")
+    logg_cgs: float | None = Field(None, description="Stellar surface gravity log10(g / cm s^-2) (LOGG).")
+    metallicity_dex: float | None = Field(None, description="Stellar metallicity [M/H] (MH), dex.")
+    star_radius_solar: float | None = Field(None, description="Stellar radius (RADIUS), solar radii.")
+    pm_ra_mas_per_yr: float | None = Field(None, description="Proper motion in RA (PMRA), mas/yr.")
+    pm_dec_mas_per_yr: float | None = Field(None, description="Proper motion in Dec (PMDEC), mas/yr.")
+
+
+class TceSummary(BaseModel):
+    """A TCE: its normalised summary plus the two DV FITS headers exactly as ExoMAST gave them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tic_id": 214568914,
+                    "tce": EXAMPLE_TCE,
+                    "summary": {
+                        "object": "TIC 214568914",
+                        "period_days": 11.6186,
+                        "epoch_btjd": 1334.45,
+                        "depth_ppm": 24447.6,
+                        "duration_hours": 12.5986,
+                        "snr": 49.9271,
+                        "max_ses": 68.2709,
+                        "planet_radius_earth": 2.99464,
+                        "ra_deg": 340.8004,
+                        "dec_deg": -36.3439,
+                        "tessmag": 15.34,
+                        "teff_k": 31000.0,
+                    },
+                    "dv_primary_header": {"OBJECT": "TIC 214568914", "TICID": 214568914, "TESSMAG": 15.34},
+                    "dv_data_header": {"EXTNAME": "TCE_1", "TPERIOD": 11.6186, "TEPOCH": 1334.45},
+                }
+            ]
+        }
+    )
+
+    tic_id: int = Field(description="TESS Input Catalog id.")
+    tce: Tce = Field(description="Which TCE this is.")
+    summary: TceSummaryValues = Field(description="Normalised quantities.")
+    dv_primary_header: dict[str, Any] = Field(description="ExoMAST's 'DV Primary Header', keyword → value.")
+    dv_data_header: dict[str, Any] = Field(description="ExoMAST's 'DV Data Header', keyword → value.")
+
+
+class LightCurve(BaseModel):
+    """A DV light curve, column-oriented; missing values are null."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tic_id": 214568914,
+                    "tce_id": "s0001-s0001:TCE_1",
+                    "sectors": "s0001-s0001",
+                    "start_btjd": 1334.0,
+                    "end_btjd": 1334.01,
+                    "n_rows": 3,
+                    "columns": {
+                        "TIME": [1334.0011, 1334.0025, 1334.0039],
+                        "LC_DETREND": [0.00312, None, -0.00101],
+                    },
+                    "units": {"TIME": "BJD - 2457000, days", "LC_DETREND": "dimensionless"},
+                    "descriptions": {"TIME": "Barycentric TESS Julian Date", "LC_DETREND": "Detrended light curve"},
+                    "datatypes": {"TIME": "real", "LC_DETREND": "real"},
+                }
+            ]
+        }
+    )
+
+    tic_id: int = Field(description="TESS Input Catalog id.")
+    tce_id: str = Field(description="Full TCE id.")
+    sectors: str = Field(description="Sector range of the TCE's search.")
+    start_btjd: float | None = Field(description="Requested window start, BTJD (null: from the beginning).")
+    end_btjd: float | None = Field(description="Requested window end, BTJD (null: to the end).")
+    n_rows: int = Field(description="Number of rows returned.")
+    columns: dict[str, list[Any]] = Field(description="Column name → values (numbers, strings or null).")
+    units: dict[str, str | None] = Field(description="Column name → unit (null when unitless text).")
+    descriptions: dict[str, str] = Field(description="Column name → ExoMAST's description.")
+    datatypes: dict[str, str] = Field(description="Column name → ExoMAST's datatype (int, real, varchar(N)).")
+
+
+class Health(BaseModel):
+    """Liveness of the process."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "version": "0.1.0"}]})
+
+    status: str = Field(description="Always 'ok' when the process answers.")
+    version: str = Field(description="Service version.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every error the service answers is one of these."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="URN naming the kind of problem.")
+    title: str = Field(description="Short summary of the kind of problem.")
+    status: int = Field(description="HTTP status code.")
+    detail: str = Field(description="What happened, in words a user can act on.")
+    instance: str = Field(description="The request path.")
+    retryable: bool = Field(description="Whether the same request may succeed later.")
+    retry_after_s: int | None = Field(None, description="Seconds to wait before retrying, when known.")

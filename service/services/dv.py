@@ -1,0 +1,249 @@
+"""Data Validation products: TCE lists, TCE summaries and DV light curves, cached and coalesced."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from service.errors import InvalidRequest, NotFound
+from service.infra.cache import CachedBody
+from service.infra.threads import Limiters, run_blocking
+from service.rendering import lightcurve_tables
+from service.services.artifacts import Artifact, ArtifactStore
+from service.tces import TceRef, parse_tce_id, resolve_tce
+from service.upstream.exomast import DvHeaders, DvTable, ExoMastClient, decode_dv_table, encode_dv_table
+
+LightCurveFormat = Literal["json", "csv", "fits"]
+# Bump when a response's bytes change for the same inputs, so old cache entries are not served.
+RESPONSE_VERSION = "v1"
+
+# (summary field, header, keyword): the normalised view of a TCE; the data header wins for RA/Dec.
+_SUMMARY_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("object", "primary", "OBJECT"),
+    ("period_days", "data", "TPERIOD"),
+    ("epoch_btjd", "data", "TEPOCH"),
+    ("depth_ppm", "data", "TDEPTH"),
+    ("duration_hours", "data", "TDUR"),
+    ("ingress_hours", "data", "INDUR"),
+    ("snr", "data", "TSNR"),
+    ("max_mes", "data", "MAXMES"),
+    ("max_ses", "data", "MAXSES"),
+    ("impact_parameter", "data", "IMPACT"),
+    ("inclination_deg", "data", "INCLIN"),
+    ("a_over_rstar", "data", "DRRATIO"),
+    ("rp_over_rstar", "data", "RADRATIO"),
+    ("planet_radius_earth", "data", "PRADIUS"),
+    ("n_transits", "data", "NTRANS"),
+    ("ra_deg", "data", "RA_OBJ"),
+    ("dec_deg", "data", "DEC_OBJ"),
+    ("tessmag", "primary", "TESSMAG"),
+    ("teff_k", "primary", "TEFF"),
+    ("logg_cgs", "primary", "LOGG"),
+    ("metallicity_dex", "primary", "MH"),
+    ("star_radius_solar", "primary", "RADIUS"),
+    ("pm_ra_mas_per_yr", "primary", "PMRA"),
+    ("pm_dec_mas_per_yr", "primary", "PMDEC"),
+)
+
+
+@dataclass(frozen=True)
+class LightCurveQuery:
+    """Everything that shapes a light-curve answer; its normalised form is the cache key."""
+
+    tic_id: int
+    tce_id: str
+    format: LightCurveFormat
+    columns: tuple[str, ...] | None
+    start_btjd: float | None
+    end_btjd: float | None
+
+
+def tce_json(ref: TceRef) -> dict[str, Any]:
+    """Return the public JSON shape of one TCE reference."""
+    return {
+        "id": ref.id,
+        "sectors": ref.sectors,
+        "first_sector": ref.first_sector,
+        "last_sector": ref.last_sector,
+        "tce": ref.tce,
+        "number": ref.number,
+    }
+
+
+def summarize_tce(tic_id: int, ref: TceRef, headers: DvHeaders) -> dict[str, Any]:
+    """Return the normalised TCE summary plus both headers as ExoMAST gave them."""
+    sources = {"primary": headers.primary, "data": headers.data}
+    summary = {name: sources[where].get(keyword) for name, where, keyword in _SUMMARY_FIELDS}
+    for name, keyword in (("ra_deg", "RA_OBJ"), ("dec_deg", "DEC_OBJ")):
+        if summary[name] is None:
+            summary[name] = headers.primary.get(keyword)
+    return {
+        "tic_id": tic_id,
+        "tce": tce_json(ref),
+        "summary": summary,
+        "dv_primary_header": headers.primary,
+        "dv_data_header": headers.data,
+    }
+
+
+def _resolve_columns(table: DvTable, requested: tuple[str, ...] | None) -> list[str] | None:
+    if requested is None:
+        return None
+    by_upper = {f.name.upper(): f.name for f in table.fields}
+    unknown = [name for name in requested if name.upper() not in by_upper]
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown column(s) {', '.join(unknown)}; this light curve has {', '.join(f.name for f in table.fields)}.",
+            extensions={"available_columns": [f.name for f in table.fields]},
+        )
+    return list(dict.fromkeys(by_upper[name.upper()] for name in requested))
+
+
+class DvService:
+    """Answers the DV routes from the cache, asking ExoMAST only on a miss."""
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        exomast: ExoMastClient,
+        limiters: Limiters,
+        *,
+        ttl_tce_list_s: int,
+        ttl_dv_s: int,
+    ) -> None:
+        self._store = store
+        self._exomast = exomast
+        self._limiters = limiters
+        self._ttl_tce_list_s = ttl_tce_list_s
+        self._ttl_dv_s = ttl_dv_s
+
+    # --- data: what ExoMAST said, normalised -------------------------------------------------------------
+
+    async def tce_refs(self, tic_id: int) -> list[TceRef]:
+        """Return the TIC's TCEs, sorted; NotFound when it has none."""
+
+        async def fetch() -> list[TceRef]:
+            raw = await self._exomast.tce_ids(tic_id)
+            return sorted({ref for ref in map(parse_tce_id, raw) if ref is not None})
+
+        refs = await self._store.value(
+            f"exomast:tces:{tic_id}",
+            fetch,
+            encode=lambda refs: orjson.dumps([r.id for r in refs]),
+            decode=lambda blob: [ref for ref in map(parse_tce_id, orjson.loads(blob)) if ref is not None],
+            ttl_s=self._ttl_tce_list_s,
+        )
+        if not refs:
+            raise NotFound(f"TIC {tic_id} has no Threshold Crossing Events in ExoMAST's TESS DV data.")
+        return refs
+
+    async def resolve(self, tic_id: int, tce_id: str) -> TceRef:
+        """Return the TCE ``tce_id`` names for this TIC (404 unknown, 409 ambiguous)."""
+        return resolve_tce(await self.tce_refs(tic_id), tce_id, tic_id)
+
+    async def headers(self, tic_id: int, ref: TceRef) -> DvHeaders:
+        """Return the DV headers of one TCE."""
+        return await self._store.value(
+            f"exomast:info:{tic_id}:{ref.id}",
+            lambda: self._exomast.dv_headers(tic_id, ref.sectors, ref.tce),
+            encode=lambda h: orjson.dumps({"primary": h.primary, "data": h.data}),
+            decode=lambda blob: DvHeaders(**orjson.loads(blob)),
+            ttl_s=self._ttl_dv_s,
+        )
+
+    async def table(self, tic_id: int, ref: TceRef) -> DvTable:
+        """Return the DV time series of one TCE."""
+        return await self._store.value(
+            f"exomast:table:{tic_id}:{ref.id}",
+            lambda: self._exomast.dv_table(tic_id, ref.sectors, ref.tce),
+            encode=encode_dv_table,
+            decode=decode_dv_table,
+            ttl_s=self._ttl_dv_s,
+        )
+
+    # --- responses: bytes as served ----------------------------------------------------------------------
+
+    async def tce_list_response(self, tic_id: int) -> tuple[CachedBody, bool]:
+        """Return the JSON list of a TIC's TCEs."""
+
+        async def produce() -> Artifact:
+            refs = await self.tce_refs(tic_id)
+            body = orjson.dumps({"tic_id": tic_id, "tces": [tce_json(r) for r in refs]})
+            return Artifact(body, "application/json", self._ttl_tce_list_s)
+
+        return await self._store.body(f"resp:{RESPONSE_VERSION}:tces:{tic_id}", produce)
+
+    async def _canonical_ref(self, tic_id: int, tce_id: str) -> tuple[TceRef | None, str]:
+        """Return (ref or None, cache-key id): a full id keys the cache directly, a short one is resolved first."""
+        full = parse_tce_id(tce_id)
+        if full is not None:
+            return None, full.id
+        ref = await self.resolve(tic_id, tce_id)
+        return ref, ref.id
+
+    async def tce_summary_response(self, tic_id: int, tce_id: str) -> tuple[CachedBody, bool]:
+        """Return the JSON summary of one TCE."""
+        ref, key_id = await self._canonical_ref(tic_id, tce_id)
+
+        async def produce() -> Artifact:
+            resolved = ref or await self.resolve(tic_id, key_id)
+            body = orjson.dumps(summarize_tce(tic_id, resolved, await self.headers(tic_id, resolved)))
+            return Artifact(body, "application/json", self._ttl_dv_s)
+
+        return await self._store.body(f"resp:{RESPONSE_VERSION}:tce:{tic_id}:{key_id}", produce)
+
+    async def lightcurve_response(self, query: LightCurveQuery) -> tuple[CachedBody, bool]:
+        """Return a DV light curve as JSON, CSV or FITS, sliced and subset as asked."""
+        ref, key_id = await self._canonical_ref(query.tic_id, query.tce_id)
+        columns_key = ",".join(c.upper() for c in query.columns) if query.columns is not None else "*"
+        key = (
+            f"resp:{RESPONSE_VERSION}:lightcurve:{query.tic_id}:{key_id}:{query.format}:{columns_key}"
+            f":{query.start_btjd!r}:{query.end_btjd!r}"
+        )
+
+        async def produce() -> Artifact:
+            resolved = ref or await self.resolve(query.tic_id, key_id)
+            if query.format == "fits":
+                table, headers = await asyncio.gather(
+                    self.table(query.tic_id, resolved), self.headers(query.tic_id, resolved)
+                )
+            else:
+                table, headers = await self.table(query.tic_id, resolved), None
+            columns = _resolve_columns(table, query.columns)
+            return await run_blocking(
+                self._render, query, resolved, table, headers, columns, limiter=self._limiters.cpu
+            )
+
+        return await self._store.body(key, produce)
+
+    def _render(
+        self,
+        query: LightCurveQuery,
+        ref: TceRef,
+        table: DvTable,
+        headers: DvHeaders | None,
+        columns: list[str] | None,
+    ) -> Artifact:
+        selected = lightcurve_tables.select_rows_and_columns(table, columns, query.start_btjd, query.end_btjd)
+        stem = f"tic{query.tic_id}_{ref.sectors}_{ref.tce}_dvt"
+        if query.format == "json":
+            meta = {
+                "tic_id": query.tic_id,
+                "tce_id": ref.id,
+                "sectors": ref.sectors,
+                "start_btjd": query.start_btjd,
+                "end_btjd": query.end_btjd,
+            }
+            payload, media_type = lightcurve_tables.to_json(selected, meta)
+            return Artifact(payload, media_type, self._ttl_dv_s)
+        if query.format == "csv":
+            payload, media_type = lightcurve_tables.to_csv(selected)
+            disposition = f'attachment; filename="{stem}.csv"'
+        else:
+            assert headers is not None
+            payload, media_type = lightcurve_tables.to_fits(selected, headers, ref.tce)
+            disposition = f'attachment; filename="{stem}.fits"'
+        return Artifact(payload, media_type, self._ttl_dv_s, {"Content-Disposition": disposition})

@@ -1,0 +1,50 @@
+"""Service configuration, read from environment variables prefixed ``TESS_SERVICE_``."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is set by ``TESS_SERVICE_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TESS_SERVICE_", extra="ignore")
+
+    exomast_url: str = Field(
+        "https://exo.mast.stsci.edu/api/v0.1/", description="Base URL of ExoMAST's API v0.1 (DV products)."
+    )
+    mast_url: str = Field("https://mast.stsci.edu", description="Base URL of MAST (TESScut and the TIC catalog).")
+    host: str = Field("127.0.0.1", description="Interface `python -m service` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `python -m service` listens on.")
+
+    cache_dir: Path = Field(Path("var/cache"), description="Directory of the on-disk cache.")
+    cache_size_limit_mb: int = Field(2048, ge=16, description="Size limit of the disk cache, in MiB.")
+    ttl_tce_list_s: int = Field(3600, ge=0, description="Freshness of TCE lists, in seconds.")
+    ttl_dv_s: int = Field(7 * 86400, ge=0, description="Freshness of DV headers and DV time series, in seconds.")
+
+    upstream_connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout for MAST calls, seconds.")
+    upstream_read_timeout_s: float = Field(60.0, gt=0, description="Read timeout for MAST calls, seconds.")
+    upstream_max_connections: int = Field(20, ge=1, description="Open connections to each MAST host at most.")
+    upstream_max_body_mb: int = Field(512, ge=1, description="Largest upstream JSON body accepted, in MiB.")
+
+    cpu_threads: int = Field(2, ge=1, description="Worker threads for parsing and serialising (CPU work).")
+    io_threads: int = Field(8, ge=1, description="Worker threads for disk-cache I/O.")
+
+    @field_validator("exomast_url")
+    @classmethod
+    def _with_trailing_slash(cls, url: str) -> str:
+        # Relative paths are joined onto this base, which only works when it ends in a slash.
+        return url if url.endswith("/") else url + "/"
+
+    @field_validator("mast_url")
+    @classmethod
+    def _without_trailing_slash(cls, url: str) -> str:
+        return url.rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()
