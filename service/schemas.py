@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-EXAMPLE_TCE = {
+EXAMPLE_TCE: dict[str, JsonValue] = {
     "id": "s0001-s0001:TCE_1",
     "sectors": "s0001-s0001",
     "first_sector": 1,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -65,7 +65,7 @@ class CachedBody:
         with self.file:
             return self.file.read()
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Generator[bytes, None, None]:
         """Yield the payload in chunks (blocking when file-backed); closes the file at the end."""
         if self.data is not None:
             yield self.data

@@ -105,7 +105,8 @@ def encode_dv_table(table: DvTable) -> bytes:
     """Serialise a `DvTable` compactly for the disk cache (uncompressed .npz: fast to load)."""
     buffer = io.BytesIO()
     fields = orjson.dumps([f.__dict__ for f in table.fields])
-    np.savez(buffer, __fields__=np.frombuffer(fields, dtype=np.uint8), **table.columns)
+    arrays: dict[str, Any] = {"__fields__": np.frombuffer(fields, dtype=np.uint8), **table.columns}
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 

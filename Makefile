@@ -1,0 +1,45 @@
+# Everything runs from the project's own virtual environment, created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test run openapi lint bench fake-mast clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: start the MAST emulator (:8001) and the service (:8000) pointed at it; Ctrl-C stops both
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+## test: lint, type-check and run the whole test suite
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check service tests benchmarks scripts
+	$(BIN)/ruff format --check service tests benchmarks scripts
+	$(BIN)/mypy
+
+## run: serve against the real MAST on 127.0.0.1:8000
+run: $(STAMP)
+	$(BIN)/python -m service
+
+## fake-mast: run only the MAST emulator on 127.0.0.1:8001
+fake-mast: $(STAMP)
+	$(BIN)/python -m tests.fake_mast --port 8001
+
+## openapi: regenerate openapi/openapi.json from the app
+openapi: $(STAMP)
+	$(BIN)/python scripts/export_openapi.py
+
+## bench: run the side-by-side benchmarks
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_dv_table.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

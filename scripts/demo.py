@@ -1,0 +1,98 @@
+"""``make demo``: the MAST emulator on :8001, the service on :8000 pointed at it, example curls; Ctrl-C stops both."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+MAST_PORT = int(os.environ.get("DEMO_MAST_PORT", "8001"))
+SERVICE_PORT = int(os.environ.get("DEMO_SERVICE_PORT", "8000"))
+SERVICE = f"http://{HOST}:{SERVICE_PORT}"
+
+EXAMPLES = [
+    ("List the TCEs of the 'weird' target", f"curl -s {SERVICE}/tic/214568914/tces"),
+    ("Summarise its TCE", f"curl -s '{SERVICE}/tic/214568914/tces/s0001-s0001:TCE_1'"),
+    (
+        "One day of its DV light curve around the dip, as JSON",
+        f"curl -s '{SERVICE}/tic/214568914/tces/TCE_1/lightcurve?columns=TIME,LC_DETREND&start=1334&end=1335'",
+    ),
+    (
+        "The whole light curve as CSV, then as FITS",
+        f"curl -s -OJ '{SERVICE}/tic/214568914/tces/TCE_1/lightcurve?format=csv'\n"
+        f"  curl -s -OJ -H 'Accept: application/fits' '{SERVICE}/tic/214568914/tces/TCE_1/lightcurve'",
+    ),
+    ("Ask twice and watch X-Cache go MISS -> HIT", f"curl -sI {SERVICE}/tic/100100827/tces | grep -i x-cache"),
+    ("An ambiguous short TCE id (409 problem)", f"curl -s {SERVICE}/tic/100100827/tces/TCE_1"),
+    ("Browse the API", f"open {SERVICE}/docs"),
+]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((HOST, port)) != 0
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited before it was up (exit code {process.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up within {seconds:.0f} s")
+
+
+def main() -> int:
+    for port in (MAST_PORT, SERVICE_PORT):
+        if not port_is_free(port):
+            print(f"port {port} is in use; stop what runs there (or set DEMO_MAST_PORT / DEMO_SERVICE_PORT)")
+            return 1
+    env = {
+        **os.environ,
+        "TESS_SERVICE_EXOMAST_URL": f"http://{HOST}:{MAST_PORT}/api/v0.1/",
+        "TESS_SERVICE_MAST_URL": f"http://{HOST}:{MAST_PORT}",
+        "TESS_SERVICE_CACHE_DIR": str(ROOT / "var" / "demo-cache"),
+        "TESS_SERVICE_HOST": HOST,
+        "TESS_SERVICE_PORT": str(SERVICE_PORT),
+    }
+    python = sys.executable
+    mast = subprocess.Popen([python, "-m", "tests.fake_mast", "--host", HOST, "--port", str(MAST_PORT)], cwd=ROOT)
+    service = subprocess.Popen([python, "-m", "service"], cwd=ROOT, env=env)
+    children = [service, mast]
+    try:
+        wait_until_up(f"http://{HOST}:{MAST_PORT}/__fake__/counters", mast)
+        wait_until_up(f"{SERVICE}/health", service)
+        print(f"\nMAST emulator on http://{HOST}:{MAST_PORT}, service on {SERVICE} (cache: var/demo-cache)\n")
+        for title, command in EXAMPLES:
+            print(f"# {title}\n  {command}\n")
+        print("Ctrl-C stops both.")
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("a process exited; stopping the demo")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

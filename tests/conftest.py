@@ -1,0 +1,94 @@
+"""Shared fixtures: one MAST emulator over real loopback HTTP, and the service in-process on top of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from service.main import create_app
+from service.settings import Settings
+from tests.fake_mast import FakeMast
+
+WEIRD_TIC = 214568914
+WEIRD_TCE = "s0001-s0001:TCE_1"
+WASP126_TIC = 25155310
+WASP18_TIC = 100100827
+
+
+@pytest.fixture(scope="session")
+def mast() -> Iterator[FakeMast]:
+    """The MAST emulator, listening on a free loopback port for the whole session."""
+    with FakeMast(host="127.0.0.1", port=0) as server:
+        server.start()
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clean_mast(mast: FakeMast) -> None:
+    """Each test starts with no faults and zeroed counters."""
+    mast.reset()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def make_settings(mast: FakeMast, tmp_path: Path) -> Callable[..., Settings]:
+    """Build settings pointed at the emulator with a fresh cache dir; keywords override fields."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "exomast_url": mast.exomast_url,
+            "mast_url": mast.url,
+            "cache_dir": tmp_path / "cache",
+            "upstream_connect_timeout_s": 2.0,
+            "upstream_read_timeout_s": 10.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def make_client(
+    make_settings: Callable[..., Settings],
+) -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """Open a client on a freshly started app (lifespan included); keywords override settings."""
+
+    @asynccontextmanager
+    async def open_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(make_settings(**overrides))
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
+                yield client
+
+    return open_client
+
+
+@pytest.fixture
+async def client(
+    make_client: Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the app with default test settings."""
+    async with make_client() as opened:
+        yield opened
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
