@@ -15,6 +15,7 @@ from service.api import health, lightcurves, tces
 from service.deps import Services
 from service.errors import install_error_handlers
 from service.infra.cache import DiskCache
+from service.infra.head import HeadAsGetMiddleware
 from service.infra.threads import Limiters
 from service.schemas import Problem
 from service.services.artifacts import ArtifactStore
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(HeadAsGetMiddleware)
     app.include_router(tces.router)
     app.include_router(lightcurves.router)
     app.include_router(health.router)

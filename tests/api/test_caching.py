@@ -94,3 +94,13 @@ async def test_concurrent_different_formats_share_one_table_fetch(client, mast):
     responses = await asyncio.gather(*(client.get(LC_PATH, params={"format": f}) for f in formats))
     assert {r.status_code for r in responses} == {200}
     assert mast.count(endpoint="exomast.table") == 1
+
+
+async def test_head_answers_like_get_without_a_body(client, mast):
+    head = await client.head(LC_PATH, params={"columns": "TIME"})
+    get = await client.get(LC_PATH, params={"columns": "TIME"})
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(get.content))
+    assert head.headers["etag"] == get.headers["etag"]
+    assert (head.headers["x-cache"], get.headers["x-cache"]) == ("MISS", "HIT")
