@@ -53,7 +53,13 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 6
     raise SystemExit(f"{url} did not come up within {seconds:.0f} s")
 
 
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    # `kill` or a supervisor's SIGTERM must stop the children too, exactly like Ctrl-C does.
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     for port in (MAST_PORT, SERVICE_PORT):
         if not port_is_free(port):
             print(f"port {port} is in use; stop what runs there (or set DEMO_MAST_PORT / DEMO_SERVICE_PORT)")
@@ -62,7 +68,7 @@ def main() -> int:
         **os.environ,
         "TESS_SERVICE_EXOMAST_URL": f"http://{HOST}:{MAST_PORT}/api/v0.1/",
         "TESS_SERVICE_MAST_URL": f"http://{HOST}:{MAST_PORT}",
-        "TESS_SERVICE_CACHE_DIR": str(ROOT / "var" / "demo-cache"),
+        "TESS_SERVICE_CACHE_DIR": os.environ.get("DEMO_CACHE_DIR", str(ROOT / "var" / "demo-cache")),
         "TESS_SERVICE_HOST": HOST,
         "TESS_SERVICE_PORT": str(SERVICE_PORT),
     }
@@ -73,10 +79,10 @@ def main() -> int:
     try:
         wait_until_up(f"http://{HOST}:{MAST_PORT}/__fake__/counters", mast)
         wait_until_up(f"{SERVICE}/health", service)
-        print(f"\nMAST emulator on http://{HOST}:{MAST_PORT}, service on {SERVICE} (cache: var/demo-cache)\n")
+        print(f"\nMAST emulator on http://{HOST}:{MAST_PORT}, service on {SERVICE}\n")
         for title, command in EXAMPLES:
             print(f"# {title}\n  {command}\n")
-        print("Ctrl-C stops both.")
+        print("Ctrl-C stops both.", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("a process exited; stopping the demo")

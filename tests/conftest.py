@@ -25,7 +25,6 @@ WASP18_TIC = 100100827
 def mast() -> Iterator[FakeMast]:
     """The MAST emulator, listening on a free loopback port for the whole session."""
     with FakeMast(host="127.0.0.1", port=0) as server:
-        server.start()
         yield server
 
 

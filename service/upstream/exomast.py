@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import orjson
 
-from service.errors import BadUpstreamResponse
+from service.errors import BadUpstreamResponse, NotFound
 from service.infra.threads import Limiters, run_blocking
 from service.upstream.http import UpstreamBody, get_bytes, parse_json
 
@@ -133,7 +133,10 @@ class ExoMastClient:
 
     async def tce_ids(self, tic_id: int) -> list[str]:
         """Return the TCE ids of a TIC as ExoMAST lists them, e.g. ``["s0001-s0001:TCE_1"]``."""
-        body = await self._get(f"dvdata/tess/{tic_id}/tces/")
+        try:
+            body = await self._get(f"dvdata/tess/{tic_id}/tces/")
+        except NotFound as exc:
+            raise NotFound(f"TIC {tic_id} has no TESS Data Validation results at ExoMAST ({exc.detail}).") from exc
         payload = parse_json(body, UPSTREAM)
         tces = payload.get("TCE") if isinstance(payload, dict) else None
         if not isinstance(tces, list) or not all(isinstance(t, str) for t in tces):

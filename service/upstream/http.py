@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from service.errors import BadUpstreamResponse, NotFound, UpstreamTimeout, Upstr
 
 # How long we suggest waiting before retrying when MAST gave no Retry-After of its own.
 DEFAULT_RETRY_AFTER_S = 5
+_HTML_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,9 @@ def _upstream_message(body: bytes) -> str:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
-        text = body.decode("utf-8", "replace").strip()
+        # Gateways (nginx) answer with an HTML page; its title is the message, the markup is noise.
+        title = _HTML_TITLE.search(body)
+        text = (title.group(1) if title else body).decode("utf-8", "replace")
         return " ".join(text.split())[:200]
     if isinstance(parsed, dict):
         for key in ("detail", "msg", "message", "error"):

@@ -80,7 +80,7 @@ async def test_csv_and_fits_hold_the_same_numbers_as_json(client):
     assert fits_response.headers["content-type"] == "application/fits"
     assert fits_response.headers["vary"] == "Accept"
 
-    csv_table = Table.read(io.StringIO(csv_response.text), format="ascii.csv")
+    csv_table = Table.read(csv_response.text, format="ascii.csv")
     with fits.open(io.BytesIO(fits_response.content)) as hdus:
         fits_table = hdus["TCE_1"].data
         assert hdus["TCE_1"].columns["TIME"].unit == "BJD - 2457000, days"

@@ -91,7 +91,7 @@ async def test_multi_sector_tce_by_full_id(client):
 @pytest.mark.parametrize(
     ("path", "status", "words"),
     [
-        ("/tic/999999999/tces", 404, "TIC 999999999"),
+        ("/tic/999999999/tces", 404, "TIC 999999999 has no TESS Data Validation results"),
         (f"/tic/{WEIRD_TIC}/tces/TCE_7", 404, "has no TCE_7"),
         (f"/tic/{WEIRD_TIC}/tces/s0002-s0002:TCE_1", 404, "has no TCE s0002-s0002:TCE_1"),
         ("/tic/abc/tces", 422, "tic_id"),

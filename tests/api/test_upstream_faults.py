@@ -12,7 +12,7 @@ TCES_GLOB = "/api/v0.1/dvdata/tess/*/tces/"
 
 FAULTS = [
     pytest.param({"status": 500}, 502, "HTTP 500", id="500"),
-    pytest.param({"status": 503}, 503, "overloaded or down", id="503"),
+    pytest.param({"status": 503}, 503, "HTTP 503: 503 Service Temporarily Unavailable", id="503"),
     pytest.param({"status": 504}, 504, "gateway timed out", id="504-nginx"),
     pytest.param({"body": "truncate"}, 502, "dropped the connection", id="truncated-body"),
     pytest.param({"body": "drop"}, 502, "dropped the connection", id="dropped"),
@@ -33,6 +33,7 @@ async def test_table_fault_gives_problem_and_nothing_is_cached(client, mast, fau
     assert problem["upstream"] == "ExoMAST"
     assert problem["retryable"] is True
     assert words in problem["detail"]
+    assert "<" not in problem["detail"], "gateway HTML pages are summarised by their title"
     if status in (503, 504):
         assert int(failed.headers["retry-after"]) > 0
 

@@ -1,0 +1,79 @@
+"""`make demo` keeps its promise: both servers come up, every printed curl line works, SIGTERM stops both."""
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def printed_examples(output: str) -> list[tuple[str, list[str]]]:
+    """(title, command lines) for each '# title' block the demo printed."""
+    examples = []
+    for block in output.split("\n# ")[1:]:
+        title, *lines = block.strip().splitlines()
+        commands = [line.strip() for line in lines if line.strip().startswith(("curl", "open"))]
+        examples.append((title, commands))
+    return examples
+
+
+def run_like_curl(command: str) -> httpx.Response:
+    words = shlex.split(command.split("|")[0])
+    url = next(word for word in words if word.startswith("http"))
+    headers = dict(words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H")
+    method = "HEAD" if "-sI" in words or "-I" in words else "GET"
+    return httpx.request(method, url, headers=headers, timeout=30)
+
+
+def test_demo_serves_and_its_curl_lines_work(tmp_path):
+    mast_port, service_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DEMO_MAST_PORT": str(mast_port),
+        "DEMO_SERVICE_PORT": str(service_port),
+        "DEMO_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    command = [sys.executable, "scripts/demo.py"]
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as demo:
+        try:
+            output = ""
+            deadline = time.monotonic() + 90
+            while "Ctrl-C stops both." not in output:
+                line = demo.stdout.readline()
+                assert line or demo.poll() is None, f"demo exited early:\n{output}"
+                output += line
+                assert time.monotonic() < deadline, f"demo did not come up:\n{output}"
+
+            examples = printed_examples(output)
+            assert len(examples) >= 5
+            for title, commands in examples:
+                assert commands, title
+                for line in commands:
+                    assert f":{service_port}/" in line
+                    response = run_like_curl(line)
+                    expected = 409 if "409" in title else 200
+                    assert response.status_code == expected, (line, response.text[:300])
+        finally:
+            demo.send_signal(signal.SIGTERM)
+            demo.wait(timeout=30)
+    assert not listening(mast_port) and not listening(service_port), "the demo left a server running"
