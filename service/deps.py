@@ -8,7 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from service.infra.threads import Limiters
+from service.services.cutouts import CutoutService
 from service.services.dv import DvService
+from service.services.jobs import JobRegistry
+from service.services.targets import TargetResolver
 from service.settings import Settings
 
 
@@ -19,6 +22,9 @@ class Services:
     settings: Settings
     limiters: Limiters
     dv: DvService
+    targets: TargetResolver
+    cutouts: CutoutService
+    jobs: JobRegistry
 
 
 def get_services(request: Request) -> Services:
@@ -31,7 +37,7 @@ def get_tic_id(
     tic_id: Annotated[
         str,
         Path(
-            pattern=r"^\d{1,11}$",
+            pattern=r"^[0-9]{1,11}$",
             description="TESS Input Catalog id, 1–11 digits; zero-padded (`00214568914`) and plain forms are the "
             "same target.",
             openapi_examples={

@@ -97,8 +97,8 @@ class UpstreamTimeout(UpstreamError):
     status, title, slug = 504, "Upstream timeout", "upstream-timeout"
 
 
-def problem_response(
-    request: Request,
+def problem_body(
+    instance: str,
     *,
     status: int,
     title: str,
@@ -107,30 +107,26 @@ def problem_response(
     retryable: bool = False,
     retry_after_s: int | None = None,
     extensions: dict[str, Any] | None = None,
-) -> Response:
-    """Build one problem+json response; errors are never cached by anyone."""
+) -> dict[str, Any]:
+    """Return the problem document itself (also embedded in failed jobs)."""
     body: dict[str, Any] = {
         "type": f"urn:tess-service:problem:{slug}",
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": instance,
         "retryable": retryable,
     }
-    headers = {"Cache-Control": "no-store"}
     if retry_after_s is not None:
         body["retry_after_s"] = retry_after_s
-        headers["Retry-After"] = str(retry_after_s)
     body.update(extensions or {})
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return body
 
 
-async def _service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)
-    if exc.status >= 500:
-        log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.detail)
-    return problem_response(
-        request,
+def error_body(exc: ServiceError, instance: str) -> dict[str, Any]:
+    """Return the problem document of a `ServiceError`."""
+    return problem_body(
+        instance,
         status=exc.status,
         title=exc.title,
         detail=exc.detail,
@@ -139,6 +135,21 @@ async def _service_error(request: Request, exc: Exception) -> Response:
         retry_after_s=exc.retry_after_s,
         extensions=exc.extensions,
     )
+
+
+def problem_response(body: dict[str, Any]) -> Response:
+    """Send a problem document as ``application/problem+json``; errors are never cached by anyone."""
+    headers = {"Cache-Control": "no-store"}
+    if body.get("retry_after_s") is not None:
+        headers["Retry-After"] = str(body["retry_after_s"])
+    return Response(orjson.dumps(body), status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    if exc.status >= 500:
+        log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.detail)
+    return problem_response(error_body(exc, request.url.path))
 
 
 def _describe_location(loc: tuple[int | str, ...]) -> str:
@@ -153,12 +164,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     errors = [{"location": _describe_location(tuple(err["loc"])), "message": err["msg"]} for err in exc.errors()]
     detail = "; ".join(f"{err['location']}: {err['message']}" for err in errors)
     return problem_response(
-        request,
-        status=422,
-        title=InvalidRequest.title,
-        detail=detail,
-        slug=InvalidRequest.slug,
-        extensions={"errors": errors},
+        problem_body(
+            request.url.path,
+            status=422,
+            title=InvalidRequest.title,
+            detail=detail,
+            slug=InvalidRequest.slug,
+            extensions={"errors": errors},
+        )
     )
 
 
@@ -169,7 +182,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         detail = str(exc.detail)
     response = problem_response(
-        request, status=exc.status_code, title=str(exc.detail), detail=detail, slug=f"http-{exc.status_code}"
+        problem_body(
+            request.url.path,
+            status=exc.status_code,
+            title=str(exc.detail),
+            detail=detail,
+            slug=f"http-{exc.status_code}",
+        )
     )
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
@@ -179,11 +198,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
-        request,
-        status=500,
-        title=ServiceError.title,
-        detail="The service failed unexpectedly; this is a bug on our side and has been logged.",
-        slug=ServiceError.slug,
+        problem_body(
+            request.url.path,
+            status=500,
+            title=ServiceError.title,
+            detail="The service failed unexpectedly; this is a bug on our side and has been logged.",
+            slug=ServiceError.slug,
+        )
     )
 
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service import __version__
-from service.api import health, lightcurves, tces
+from service.api import cutouts, health, jobs, lightcurves, tces
 from service.deps import Services
 from service.errors import install_error_handlers
 from service.infra.cache import DiskCache
@@ -19,9 +19,14 @@ from service.infra.head import HeadAsGetMiddleware
 from service.infra.threads import Limiters
 from service.schemas import Problem
 from service.services.artifacts import ArtifactStore
+from service.services.cutouts import CutoutService
 from service.services.dv import DvService
+from service.services.jobs import JobRegistry
+from service.services.targets import TargetResolver
 from service.settings import Settings, get_settings
+from service.upstream.catalogs import TicCatalogClient
 from service.upstream.exomast import ExoMastClient
+from service.upstream.tesscut import TesscutClient
 
 DESCRIPTION = """
 TESS time series without fighting the archive. This service wraps MAST's **ExoMAST** API (TESS Data Validation:
@@ -36,7 +41,11 @@ Every error is an RFC 9457 `application/problem+json` document whose `detail` sa
 
 def _http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s, pool=None),
+        timeout=httpx.Timeout(
+            settings.upstream_read_timeout_s,
+            connect=settings.upstream_connect_timeout_s,
+            pool=settings.upstream_pool_timeout_s,
+        ),
         limits=httpx.Limits(
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_connections,
@@ -55,16 +64,56 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiters = Limiters.create(cpu_threads=settings.cpu_threads, io_threads=settings.io_threads)
         cache = DiskCache(settings.cache_dir, size_limit_bytes=settings.cache_size_limit_mb * 1024 * 1024)
         store = ArtifactStore(cache, limiters)
+        jobs_registry = JobRegistry(keep_s=settings.job_keep_s)
+        max_body = settings.upstream_max_body_mb * 1024 * 1024
         try:
-            async with _http_client(settings) as exomast_http:
+            async with _http_client(settings) as exomast_http, _http_client(settings) as mast_http:
                 exomast = ExoMastClient(
-                    exomast_http, settings.exomast_url, limiters, settings.upstream_max_body_mb * 1024 * 1024
+                    exomast_http,
+                    settings.exomast_url,
+                    limiters,
+                    max_body_bytes=max_body,
+                    total_timeout_s=settings.upstream_total_timeout_s,
                 )
                 dv = DvService(
                     store, exomast, limiters, ttl_tce_list_s=settings.ttl_tce_list_s, ttl_dv_s=settings.ttl_dv_s
                 )
-                app.state.services = Services(settings=settings, limiters=limiters, dv=dv)
-                yield
+                catalog = TicCatalogClient(
+                    mast_http,
+                    settings.mast_url,
+                    max_body_bytes=max_body,
+                    total_timeout_s=settings.upstream_total_timeout_s,
+                )
+                tesscut = TesscutClient(
+                    settings.mast_url,
+                    max_in_flight=settings.tesscut_max_in_flight,
+                    starts_per_s=settings.tesscut_starts_per_s,
+                    connect_timeout_s=settings.upstream_connect_timeout_s,
+                    read_timeout_s=settings.tesscut_read_timeout_s,
+                    deadline_s=settings.tesscut_deadline_s,
+                    max_attempts=settings.tesscut_max_attempts,
+                    backoff_s=settings.tesscut_backoff_s,
+                )
+                app.state.services = Services(
+                    settings=settings,
+                    limiters=limiters,
+                    dv=dv,
+                    targets=TargetResolver(store, dv, catalog, ttl_s=settings.ttl_sectors_s),
+                    cutouts=CutoutService(
+                        store,
+                        cache,
+                        tesscut,
+                        jobs_registry,
+                        limiters,
+                        ttl_sectors_s=settings.ttl_sectors_s,
+                        ttl_cutout_s=settings.ttl_cutout_s,
+                    ),
+                    jobs=jobs_registry,
+                )
+                try:
+                    yield
+                finally:
+                    await jobs_registry.shutdown()
         finally:
             cache.close()
 
@@ -78,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadAsGetMiddleware)
     app.include_router(tces.router)
     app.include_router(lightcurves.router)
+    app.include_router(cutouts.router)
+    app.include_router(jobs.router)
     app.include_router(health.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

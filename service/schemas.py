@@ -162,3 +162,121 @@ class Problem(BaseModel):
     instance: str = Field(description="The request path.")
     retryable: bool = Field(description="Whether the same request may succeed later.")
     retry_after_s: int | None = Field(None, description="Seconds to wait before retrying, when known.")
+
+
+EXAMPLE_SECTOR: dict[str, JsonValue] = {"sector": 1, "camera": 1, "ccd": 2, "name": "tess-s0001-1-2"}
+
+
+class SectorHit(BaseModel):
+    """A sector, camera and CCD whose full-frame images cover a position."""
+
+    sector: int = Field(description="TESS sector.")
+    camera: int = Field(description="Camera (1–4).")
+    ccd: int = Field(description="CCD of that camera (1–4).")
+    name: str = Field(description="TESScut's name for it.")
+
+
+class SectorList(BaseModel):
+    """The sectors that observed a position (and the TIC it belongs to, when asked by TIC)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tic_id": 214568914,
+                    "position_source": "dv",
+                    "ra_deg": 340.8004,
+                    "dec_deg": -36.3439,
+                    "sectors": [EXAMPLE_SECTOR],
+                }
+            ]
+        }
+    )
+
+    tic_id: int | None = Field(None, description="The TIC, when asked by TIC.")
+    position_source: str | None = Field(
+        None, description="Where the TIC's position came from: `request`, `dv` (DV header) or `catalog` (TIC)."
+    )
+    ra_deg: float = Field(description="Right ascension used, degrees.")
+    dec_deg: float = Field(description="Declination used, degrees.")
+    sectors: list[SectorHit] = Field(description="Sorted by sector, camera, CCD.")
+
+
+class CutoutSummary(BaseModel):
+    """What is in a cutout (`format=json`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sector": 1,
+                    "camera": 1,
+                    "ccd": 2,
+                    "shape": [50, 50],
+                    "n_frames": 1282,
+                    "time_start_btjd": 1325.3,
+                    "time_end_btjd": 1353.16,
+                    "cadence_minutes": 30.0,
+                    "target_pixel": {"x": 24.5, "y": 24.5},
+                    "wcs_center_deg": {"ra": 340.8004, "dec": -36.3439},
+                    "ticid": 214568914,
+                    "tessmag": 15.34,
+                    "tic_id": 214568914,
+                    "ra_deg": 340.8004,
+                    "dec_deg": -36.3439,
+                    "position_source": "dv",
+                    "file_name": "tic214568914_tess-s0001-1-2_50x50_astrocut.fits",
+                    "size_bytes": 64204800,
+                    "note": None,
+                }
+            ]
+        }
+    )
+
+    sector: int = Field(description="Sector of the cutout.")
+    camera: int = Field(description="Camera.")
+    ccd: int = Field(description="CCD.")
+    shape: list[int] = Field(description="[rows, columns] in pixels.")
+    n_frames: int = Field(description="Number of FFI frames (rows of the PIXELS table).")
+    time_start_btjd: float | None = Field(description="First frame's mid-time, BTJD.")
+    time_end_btjd: float | None = Field(description="Last frame's mid-time, BTJD.")
+    cadence_minutes: float | None = Field(description="Median time between frames, minutes.")
+    target_pixel: dict[str, float] | None = Field(description="The target's position, 0-based pixels (x = column).")
+    wcs_center_deg: dict[str, float] = Field(description="The WCS reference position, degrees.")
+    ticid: int | None = Field(description="TICID in the file's header.")
+    tessmag: float | None = Field(description="TESSMAG in the file's header.")
+    tic_id: int | None = Field(description="The TIC asked for, if any.")
+    ra_deg: float = Field(description="Requested centre, degrees.")
+    dec_deg: float = Field(description="Requested centre, degrees.")
+    position_source: str = Field(description="`request`, `dv` or `catalog`.")
+    file_name: str = Field(description="File name the FITS download carries.")
+    size_bytes: int = Field(description="Size of the FITS file.")
+    note: str | None = Field(description="Why this file, when TESScut returned several (two CCDs).")
+
+
+class JobView(BaseModel):
+    """A background job: poll it until `status` is `done` (then fetch `result_url`) or `failed`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3f2b8c1d9e7a4b6c8d0e1f2a3b4c5d6e",
+                    "status": "running",
+                    "created_at": 1795000000.0,
+                    "updated_at": 1795000002.5,
+                    "bytes_received": 18874368,
+                    "result_url": None,
+                    "problem": None,
+                }
+            ]
+        }
+    )
+
+    id: str = Field(description="Job id.")
+    status: str = Field(description="`queued`, `running`, `done` or `failed`.")
+    created_at: float = Field(description="Unix time the job started.")
+    updated_at: float = Field(description="Unix time of the last status change.")
+    bytes_received: int = Field(description="Bytes received from MAST so far.")
+    result_url: str | None = Field(description="Where the result is served from the cache, once done.")
+    problem: dict[str, Any] | None = Field(None, description="The problem document, when failed.")

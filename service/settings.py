@@ -26,8 +26,23 @@ class Settings(BaseSettings):
 
     upstream_connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout for MAST calls, seconds.")
     upstream_read_timeout_s: float = Field(60.0, gt=0, description="Read timeout for MAST calls, seconds.")
+    upstream_pool_timeout_s: float = Field(30.0, gt=0, description="Wait for a free connection to MAST, seconds.")
+    upstream_total_timeout_s: float = Field(300.0, gt=0, description="Whole exchange with MAST (JSON APIs), seconds.")
     upstream_max_connections: int = Field(20, ge=1, description="Open connections to each MAST host at most.")
     upstream_max_body_mb: int = Field(512, ge=1, description="Largest upstream JSON body accepted, in MiB.")
+
+    ttl_sectors_s: int = Field(86400, ge=0, description="Freshness of sector lists (new sectors appear), in seconds.")
+    ttl_cutout_s: int = Field(30 * 86400, ge=0, description="Freshness of FFI cutouts, in seconds.")
+
+    tesscut_max_in_flight: int = Field(10, ge=1, le=10, description="TESScut requests in flight at most (MAST: 10).")
+    tesscut_starts_per_s: float = Field(5.0, gt=0, le=5, description="TESScut requests started per second at most.")
+    tesscut_read_timeout_s: float = Field(600.0, gt=0, description="Read timeout of one TESScut request, seconds.")
+    tesscut_deadline_s: float = Field(1800.0, gt=0, description="Overall time for one cutout, retries included.")
+    tesscut_max_attempts: int = Field(4, ge=1, le=10, description="Attempts per TESScut call on 503/504/timeouts.")
+    tesscut_backoff_s: float = Field(1.0, gt=0, description="Base of the exponential backoff between attempts, s.")
+
+    job_wait_default_s: float = Field(60.0, ge=0, description="How long a cutout request waits before 202.")
+    job_keep_s: int = Field(3600, ge=60, description="How long finished jobs stay visible at /jobs/{id}.")
 
     cpu_threads: int = Field(2, ge=1, description="Worker threads for parsing and serialising (CPU work).")
     io_threads: int = Field(8, ge=1, description="Worker threads for disk-cache I/O.")

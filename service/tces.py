@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from service.errors import Conflict, InvalidRequest, NotFound
 
-_FULL_ID = re.compile(r"^s(\d{1,4})-s(\d{1,4}):TCE_(\d{1,4})$", re.IGNORECASE)
-_SHORT_ID = re.compile(r"^(?:TCE_)?(\d{1,4})$", re.IGNORECASE)
+# ASCII digits only: \d would also accept other scripts' digits.
+_FULL_ID = re.compile(r"^s([0-9]{1,4})-s([0-9]{1,4}):(?:TCE_)?([0-9]{1,4})$", re.IGNORECASE)
+_SHORT_ID = re.compile(r"^(?:TCE_)?([0-9]{1,4})$", re.IGNORECASE)
 # What the path parameter accepts, for request validation and the OpenAPI document.
-TCE_ID_PATTERN = r"^([sS]\d{1,4}-[sS]\d{1,4}:)?([tT][cC][eE]_)?\d{1,4}$"
+TCE_ID_PATTERN = r"^([sS][0-9]{1,4}-[sS][0-9]{1,4}:)?([tT][cC][eE]_)?[0-9]{1,4}$"
 
 
 @dataclass(frozen=True, order=True)

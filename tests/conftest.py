@@ -50,6 +50,9 @@ def make_settings(mast: FakeMast, tmp_path: Path) -> Callable[..., Settings]:
             "cache_dir": tmp_path / "cache",
             "upstream_connect_timeout_s": 2.0,
             "upstream_read_timeout_s": 10.0,
+            "tesscut_read_timeout_s": 30.0,
+            "tesscut_backoff_s": 0.05,
+            "job_wait_default_s": 30.0,
         }
         values.update(overrides)
         return Settings(**values)

@@ -21,7 +21,7 @@ _EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
     ),
     422: (
         "A parameter is malformed or out of range.",
-        {"title": "Invalid request", "detail": "path parameter 'tic_id': String should match pattern '^\\d{1,11}$'"},
+        {"title": "Invalid request", "detail": "path parameter 'tic_id': String should match pattern '^[0-9]{1,11}$'"},
     ),
     502: (
         "MAST answered with an error or a body that cannot be used.",

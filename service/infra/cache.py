@@ -24,9 +24,13 @@ READ_WHOLE_MAX_BYTES = 1024 * 1024
 STREAM_CHUNK_BYTES = 256 * 1024
 
 
+def _etag(digest: hashlib._Hash) -> str:
+    return '"' + digest.hexdigest()[:32] + '"'
+
+
 def strong_etag(payload: bytes) -> str:
     """Return a strong ETag derived from the payload's bytes."""
-    return '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
+    return _etag(hashlib.sha256(payload))
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,8 @@ class DiskCache:
     def __init__(self, directory: Path, *, size_limit_bytes: int, keep_stale_s: int = 7 * 86400) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        # Entries outlive their freshness by `keep_stale_s` so they can still be revalidated or served
-        # stale; the size limit evicts the least recently stored first.
+        # Entries outlive their freshness by `keep_stale_s`, for serving stale when MAST fails (planned);
+        # the size limit evicts the least recently stored first.
         self.keep_stale_s = keep_stale_s
         self._cache = diskcache.Cache(
             str(directory),
@@ -102,7 +106,14 @@ class DiskCache:
         value, tag = self._cache.get(key, default=None, read=True, tag=True)
         if value is None:
             return None
-        meta = EntryMeta(**orjson.loads(tag))
+        try:
+            meta = EntryMeta(**orjson.loads(tag))
+        except (TypeError, ValueError):
+            # Metadata from another version of the service: the entry cannot be served correctly.
+            if not isinstance(value, bytes):
+                value.close()
+            self._cache.delete(key)
+            return None
         if isinstance(value, bytes):
             return CachedBody(meta, data=value)
         if meta.size <= READ_WHOLE_MAX_BYTES:
@@ -129,9 +140,51 @@ class DiskCache:
             size=len(payload),
             headers=headers or {},
         )
-        tag = orjson.dumps(meta.__dict__).decode()
-        self._cache.set(key, payload, expire=ttl_s + self.keep_stale_s, tag=tag)
+        self._cache.set(key, payload, expire=ttl_s + self.keep_stale_s, tag=self._tag(meta))
         return CachedBody(meta, data=payload)
+
+    @staticmethod
+    def _tag(meta: EntryMeta) -> str:
+        return orjson.dumps(meta.__dict__).decode()
+
+    @staticmethod
+    def uncached(payload: bytes, media_type: str, ttl_s: int, headers: dict[str, str] | None = None) -> CachedBody:
+        """Wrap a payload that could not be stored, so it can still be served with correct metadata."""
+        now = time.time()
+        meta = EntryMeta(media_type, strong_etag(payload), now, now + ttl_s, len(payload), headers or {})
+        return CachedBody(meta, data=payload)
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        media_type: str,
+        ttl_s: int,
+        headers: dict[str, str] | None = None,
+    ) -> EntryMeta:
+        """Store the file at ``path`` under ``key`` without reading it whole; return its metadata.
+
+        The file is hashed and copied in chunks, so memory stays bounded however large the file is.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        with path.open("rb") as source:
+            while chunk := source.read(STREAM_CHUNK_BYTES * 16):
+                digest.update(chunk)
+                size += len(chunk)
+        now = time.time()
+        meta = EntryMeta(
+            media_type=media_type,
+            etag=_etag(digest),
+            created_at=now,
+            fresh_until=now + ttl_s,
+            size=size,
+            headers=headers or {},
+        )
+        with path.open("rb") as source:
+            self._cache.set(key, source, read=True, expire=ttl_s + self.keep_stale_s, tag=self._tag(meta))
+        return meta
 
     def delete(self, key: str) -> None:
         """Drop ``key`` if present."""

@@ -2,6 +2,13 @@
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+_HEAD_MARK = "tess_service.head"
+
+
+def is_head_request(scope: Scope) -> bool:
+    """Return whether this (now GET) request arrived as HEAD, so a handler may skip producing a body."""
+    return bool(scope.get(_HEAD_MARK))
+
 
 class HeadAsGetMiddleware:
     """Route HEAD requests as GET and drop the body, keeping every header (Content-Length included).
@@ -25,4 +32,4 @@ class HeadAsGetMiddleware:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_without_body)
+        await self.app({**scope, "method": "GET", _HEAD_MARK: True}, receive, send_without_body)

@@ -2,10 +2,12 @@
 
 from collections.abc import AsyncIterator
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from service.infra.cache import CachedBody
+from service.infra.head import is_head_request
 from service.infra.threads import Limiters, run_blocking
 
 
@@ -25,7 +27,9 @@ async def _stream(body: CachedBody, limiters: Limiters) -> AsyncIterator[bytes]:
         while chunk := await run_blocking(next, chunks, None, limiter=limiters.io):
             yield chunk
     finally:
-        await run_blocking(chunks.close, limiter=limiters.io)
+        # Shielded: a client that disconnects cancels the stream, and the file must still be closed.
+        with anyio.CancelScope(shield=True):
+            await run_blocking(chunks.close, limiter=limiters.io)
 
 
 def cached_response(
@@ -35,12 +39,16 @@ def cached_response(
     hit: bool,
     limiters: Limiters,
     vary: str | None = None,
+    immutable: bool = False,
 ) -> Response:
-    """Answer ``request`` with ``body``: 304 when the client's copy is current, else the payload."""
+    """Answer ``request`` with ``body``: 304 when the client's copy is current, else the payload.
+
+    ``immutable`` marks answers that can never change for this URL (e.g. a cutout of a named sector).
+    """
     meta = body.meta
     headers = {
         "ETag": meta.etag,
-        "Cache-Control": f"public, max-age={meta.max_age_s()}",
+        "Cache-Control": f"public, max-age={meta.max_age_s()}" + (", immutable" if immutable else ""),
         "X-Cache": "HIT" if hit else "MISS",
         **meta.headers,
     }
@@ -49,6 +57,10 @@ def cached_response(
     if etag_matches(request.headers.get("if-none-match"), meta.etag):
         body.close()
         return Response(status_code=304, headers=headers)
+    if is_head_request(request.scope):
+        body.close()  # the headers are the whole answer: do not read the file
+        headers["Content-Length"] = str(meta.size)
+        return Response(status_code=200, media_type=meta.media_type, headers=headers)
     if body.data is not None:
         return Response(body.data, media_type=meta.media_type, headers=headers)
     headers["Content-Length"] = str(meta.size)

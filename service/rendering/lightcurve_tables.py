@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import re
@@ -12,6 +11,7 @@ import numpy as np
 import orjson
 from astropy.io import fits
 
+from service.errors import BadUpstreamResponse
 from service.upstream.exomast import DvHeaders, DvTable
 
 JSON_MEDIA_TYPE = "application/json"
@@ -32,7 +32,11 @@ def select_rows_and_columns(
     """Return the rows with ``start <= TIME <= end`` and only ``columns`` (all when None), in that order."""
     keep = np.ones(table.n_rows, dtype=bool)
     if start_btjd is not None or end_btjd is not None:
-        time = table.columns["TIME"]
+        time = table.columns.get("TIME")
+        if time is None or time.dtype.kind not in "fiu":
+            raise BadUpstreamResponse(
+                "ExoMAST's DV table has no numeric TIME column, so it cannot be cut to start/end.", upstream="ExoMAST"
+            )
         with np.errstate(invalid="ignore"):
             if start_btjd is not None:
                 keep &= time >= start_btjd
@@ -65,15 +69,19 @@ def to_json(table: DvTable, meta: dict[str, Any]) -> tuple[bytes, str]:
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), JSON_MEDIA_TYPE
 
 
+def _csv_text(value: str) -> str:
+    """Quote a text cell as RFC 4180 asks: when it holds a comma, a quote or a line break."""
+    if any(ch in value for ch in ',"\r\n') or value != value.strip():
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
 def _csv_cells(values: np.ndarray) -> list[str]:
     if values.dtype.kind in "fiu":
         # orjson writes the shortest round-tripping repr of each number, and null for NaN.
         text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1]
         return [] if not text else ["" if cell == "null" else cell for cell in text.split(",")]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerows([v] for v in values.tolist())
-    return out.getvalue().splitlines()
+    return [_csv_text(str(v)) for v in values.tolist()]
 
 
 def to_csv(table: DvTable) -> tuple[bytes, str]:
@@ -92,28 +100,39 @@ def _header_cards(keywords: dict[str, Any]) -> list[fits.Card]:
             continue
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
             continue  # FITS has no null or NaN header value
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            continue
         if isinstance(value, bool | int | float | str):
-            cards.append(fits.Card(key, value))
+            try:
+                card = fits.Card(key, value)
+                card.verify("exception")
+            except (ValueError, fits.VerifyError):
+                continue  # e.g. non-ASCII text, which a FITS header cannot carry
+            cards.append(card)
     return cards
 
 
-def _fits_format(values: np.ndarray) -> str:
+def _fits_column(name: str, unit: str | None, values: np.ndarray) -> fits.Column:
     if values.dtype.kind == "f":
-        return "D"
+        return fits.Column(name=name, format="D", unit=unit, array=values)
     if values.dtype.kind in "iu":
-        return "K"
-    width = max(1, int(values.dtype.itemsize // 4))
-    return f"{width}A"
+        return fits.Column(name=name, format="K", unit=unit, array=values)
+    # FITS text is ASCII: anything else is replaced rather than failing the whole file.
+    ascii_values = np.array([v.encode("ascii", "replace") for v in values.tolist()], dtype=bytes)
+    width = max(1, ascii_values.dtype.itemsize)
+    return fits.Column(name=name, format=f"{width}A", unit=unit, array=ascii_values)
 
 
 def to_fits(table: DvTable, headers: DvHeaders, extname: str) -> tuple[bytes, str]:
     """Write a FITS file like a DVT: the DV primary header, then one binary table with units and the DV data header."""
     primary = fits.PrimaryHDU(header=fits.Header(_header_cards(headers.primary)))
-    columns = [
-        fits.Column(name=f.name, format=_fits_format(table.columns[f.name]), unit=f.unit, array=table.columns[f.name])
-        for f in table.fields
-    ]
+    columns = [_fits_column(f.name, f.unit, table.columns[f.name]) for f in table.fields]
     extension = fits.BinTableHDU.from_columns(columns, header=fits.Header(_header_cards(headers.data)), name=extname)
+    hdus = fits.HDUList([primary, extension])
+    hdus.update_extend()  # writing would add EXTEND to the primary header after its checksum otherwise
+    for hdu in hdus:
+        # A fixed comment instead of astropy's timestamp: the same table always gives the same bytes (and ETag).
+        hdu.add_checksum(when="DV time series")
     buffer = io.BytesIO()
-    fits.HDUList([primary, extension]).writeto(buffer, checksum=True)
+    hdus.writeto(buffer, checksum=False)
     return buffer.getvalue(), FITS_MEDIA_TYPE

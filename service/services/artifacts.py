@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -11,6 +12,9 @@ from service.infra.singleflight import SingleFlight
 from service.infra.threads import Limiters, run_blocking
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# Bump when the encoding of cached upstream data changes, so old entries are never decoded.
+DATA_VERSION = "v1"
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class Artifact:
 class ArtifactStore:
     """Double-checked caching: cache get → single-flight(key) → cache get again → produce → cache put.
 
-    Nothing is stored when producing fails, so an upstream error is never cached.
+    Nothing is stored when producing fails, so an upstream error is never cached. A cache that cannot be
+    written (disk full, a locked database) costs the cache entry, never the answer.
     """
 
     def __init__(self, cache: DiskCache, limiters: Limiters) -> None:
@@ -34,7 +39,8 @@ class ArtifactStore:
         self._limiters = limiters
         self._flights = SingleFlight()
 
-    async def _get_fresh(self, key: str) -> CachedBody | None:
+    async def get_fresh(self, key: str) -> CachedBody | None:
+        """Return the fresh cached body for ``key``, or None."""
         body = await run_blocking(self._cache.get, key, limiter=self._limiters.io)
         if body is not None and not body.meta.is_fresh():
             body.close()
@@ -43,25 +49,39 @@ class ArtifactStore:
 
     async def _put(self, key: str, artifact: Artifact) -> CachedBody:
         def put() -> CachedBody:
-            return self._cache.put(
-                key, artifact.payload, media_type=artifact.media_type, ttl_s=artifact.ttl_s, headers=artifact.headers
-            )
+            try:
+                return self._cache.put(
+                    key,
+                    artifact.payload,
+                    media_type=artifact.media_type,
+                    ttl_s=artifact.ttl_s,
+                    headers=artifact.headers,
+                )
+            except Exception:  # noqa: BLE001 - any cache failure: serve what we made, uncached
+                log.exception("could not cache %s", key)
+                return DiskCache.uncached(artifact.payload, artifact.media_type, artifact.ttl_s, artifact.headers)
 
         return await run_blocking(put, limiter=self._limiters.io)
 
     async def body(self, key: str, produce: Callable[[], Awaitable[Artifact]]) -> tuple[CachedBody, bool]:
         """Return the cached body for ``key`` and whether it was a hit, producing and storing it on a miss."""
-        cached = await self._get_fresh(key)
+        cached = await self.get_fresh(key)
         if cached is not None:
             return cached, True
 
-        async def fill() -> CachedBody:
-            again = await self._get_fresh(key)
+        async def fill() -> CachedBody | None:
+            again = await self.get_fresh(key)
             if again is not None:
-                return again
+                # Another request stored it meanwhile. Its file handle must not be shared between the waiters,
+                # so each opens its own below.
+                again.close()
+                return None
             return await self._put(key, await produce())
 
-        return await self._flights.run(key, fill), False
+        produced = await self._flights.run(key, fill)
+        if produced is not None:
+            return produced, False  # in-memory bytes: safe to hand to every waiter
+        return await self.body(key, produce)
 
     async def value(
         self,
@@ -72,16 +92,33 @@ class ArtifactStore:
         decode: Callable[[bytes], T],
         ttl_s: int,
     ) -> T:
-        """Return a cached Python object, producing it on a miss; (de)serialisation runs in CPU threads."""
-        cpu = self._limiters.cpu
+        """Return a cached Python object, producing it on a miss; (de)serialisation runs in worker threads.
+
+        An entry that no longer decodes (a corrupt file, an old format) is dropped and produced again.
+        """
+        key = f"{DATA_VERSION}:{key}"
+
+        async def decoded(body: CachedBody) -> T | None:
+            def read() -> T | None:
+                try:
+                    return decode(body.read())
+                except Exception:  # noqa: BLE001 - whatever is wrong with the entry, refetching fixes it
+                    log.warning("dropping undecodable cache entry %s", key)
+                    self._cache.delete(key)
+                    return None
+
+            return await run_blocking(read, limiter=self._limiters.cpu)
+
+        cached = await self.get_fresh(key)
+        if cached is not None and (value := await decoded(cached)) is not None:
+            return value
 
         async def fill() -> T:
-            cached = await self._get_fresh(key)
-            if cached is not None:
-                hit = cached  # bind for the closure: reading a file-backed body blocks, so it runs in the thread
-                return await run_blocking(lambda: decode(hit.read()), limiter=cpu)
+            again = await self.get_fresh(key)
+            if again is not None and (value := await decoded(again)) is not None:
+                return value
             fresh = await produce()
-            payload = await run_blocking(encode, fresh, limiter=cpu)
+            payload = await run_blocking(encode, fresh, limiter=self._limiters.cpu)
             await self._put(key, Artifact(payload, "application/octet-stream", ttl_s))
             return fresh
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
-from service.errors import InvalidRequest, NotFound
+from service.errors import BadUpstreamResponse, InvalidRequest, NotFound
 from service.infra.cache import CachedBody
 from service.infra.threads import Limiters, run_blocking
 from service.rendering import lightcurve_tables
+from service.schemas import TceSummaryValues
 from service.services.artifacts import Artifact, ArtifactStore
 from service.tces import TceRef, parse_tce_id, resolve_tce
 from service.upstream.exomast import DvHeaders, DvTable, ExoMastClient, decode_dv_table, encode_dv_table
@@ -80,6 +82,14 @@ def summarize_tce(tic_id: int, ref: TceRef, headers: DvHeaders) -> dict[str, Any
     for name, keyword in (("ra_deg", "RA_OBJ"), ("dec_deg", "DEC_OBJ")):
         if summary[name] is None:
             summary[name] = headers.primary.get(keyword)
+    # The headers are passed on as given, but the summary keeps its documented types: odd values become null.
+    for name, value in summary.items():
+        kind = TceSummaryValues.model_fields[name].annotation
+        expected = str if kind == str | None else int if kind == int | None else float
+        ok = isinstance(value, expected) and not isinstance(value, bool)
+        if expected is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        summary[name] = value if ok else None
     return {
         "tic_id": tic_id,
         "tce": tce_json(ref),
@@ -127,7 +137,15 @@ class DvService:
 
         async def fetch() -> list[TceRef]:
             raw = await self._exomast.tce_ids(tic_id)
-            return sorted({ref for ref in map(parse_tce_id, raw) if ref is not None})
+            refs = sorted({ref for ref in map(parse_tce_id, raw) if ref is not None})
+            if raw and not refs:
+                # A list we cannot read (e.g. the pre-2019 'TCE_1' form, which needs no sector) must not be
+                # cached as "no TCEs".
+                raise BadUpstreamResponse(
+                    f"ExoMAST listed TCEs for TIC {tic_id} in a form we do not understand: {raw[:3]}.",
+                    upstream="ExoMAST",
+                )
+            return refs
 
         refs = await self._store.value(
             f"exomast:tces:{tic_id}",
@@ -198,10 +216,11 @@ class DvService:
     async def lightcurve_response(self, query: LightCurveQuery) -> tuple[CachedBody, bool]:
         """Return a DV light curve as JSON, CSV or FITS, sliced and subset as asked."""
         ref, key_id = await self._canonical_ref(query.tic_id, query.tce_id)
-        columns_key = ",".join(c.upper() for c in query.columns) if query.columns is not None else "*"
+        # Equal requests share one key: columns case-folded without repeats, -0.0 read as 0.0.
+        columns_key = ",".join(dict.fromkeys(c.upper() for c in query.columns)) if query.columns is not None else "*"
+        start, end = (None if t is None else t + 0.0 for t in (query.start_btjd, query.end_btjd))
         key = (
-            f"resp:{RESPONSE_VERSION}:lightcurve:{query.tic_id}:{key_id}:{query.format}:{columns_key}"
-            f":{query.start_btjd!r}:{query.end_btjd!r}"
+            f"resp:{RESPONSE_VERSION}:lightcurve:{query.tic_id}:{key_id}:{query.format}:{columns_key}:{start!r}:{end!r}"
         )
 
         async def produce() -> Artifact:

@@ -12,7 +12,7 @@ import orjson
 
 from service.errors import BadUpstreamResponse, NotFound
 from service.infra.threads import Limiters, run_blocking
-from service.upstream.http import UpstreamBody, get_bytes, parse_json
+from service.upstream.http import get_bytes, parse_json
 
 UPSTREAM = "ExoMAST"
 
@@ -91,12 +91,17 @@ def parse_dv_table(payload: Any) -> DvTable:
         # Tutorials strip column names: upstream has padded them before.
         raw_name = raw["colname"]
         field = DvField(raw_name.strip(), str(raw.get("datatype", "")), str(raw.get("description", "")))
+        if field.name in columns or not field.name:
+            raise BadUpstreamResponse(f"ExoMAST's DV table names column '{field.name}' twice.", upstream=UPSTREAM)
         try:
-            columns[field.name] = _column_array([row.get(raw_name) for row in rows], field.datatype)
-        except (TypeError, ValueError) as exc:
+            values = _column_array([row.get(raw_name) for row in rows], field.datatype)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise BadUpstreamResponse(
                 f"ExoMAST's DV column {field.name} does not hold {field.datatype} values.", upstream=UPSTREAM
             ) from exc
+        if values.ndim != 1:
+            raise BadUpstreamResponse(f"ExoMAST's DV column {field.name} holds lists, not values.", upstream=UPSTREAM)
+        columns[field.name] = values
         fields.append(field)
     return DvTable(tuple(fields), columns)
 
@@ -120,24 +125,38 @@ def decode_dv_table(blob: bytes) -> DvTable:
 class ExoMastClient:
     """Talks to ExoMAST over one shared `httpx.AsyncClient`; parsing runs in worker threads."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, limiters: Limiters, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        limiters: Limiters,
+        *,
+        max_body_bytes: int,
+        total_timeout_s: float,
+    ) -> None:
         self._client = client
         self._base_url = base_url
         self._limiters = limiters
         self._max_body_bytes = max_body_bytes
+        self._total_timeout_s = total_timeout_s
 
-    async def _get(self, path: str, params: dict[str, str] | None = None) -> UpstreamBody:
-        return await get_bytes(
-            self._client, self._base_url + path, params=params, upstream=UPSTREAM, max_bytes=self._max_body_bytes
+    async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        body = await get_bytes(
+            self._client,
+            self._base_url + path,
+            params=params,
+            upstream=UPSTREAM,
+            max_bytes=self._max_body_bytes,
+            total_timeout_s=self._total_timeout_s,
         )
+        return await run_blocking(parse_json, body, UPSTREAM, limiter=self._limiters.cpu)
 
     async def tce_ids(self, tic_id: int) -> list[str]:
         """Return the TCE ids of a TIC as ExoMAST lists them, e.g. ``["s0001-s0001:TCE_1"]``."""
         try:
-            body = await self._get(f"dvdata/tess/{tic_id}/tces/")
+            payload = await self._get_json(f"dvdata/tess/{tic_id}/tces/")
         except NotFound as exc:
             raise NotFound(f"TIC {tic_id} has no TESS Data Validation results at ExoMAST ({exc.detail}).") from exc
-        payload = parse_json(body, UPSTREAM)
         tces = payload.get("TCE") if isinstance(payload, dict) else None
         if not isinstance(tces, list) or not all(isinstance(t, str) for t in tces):
             raise BadUpstreamResponse("ExoMAST's TCE list has no 'TCE' list of strings.", upstream=UPSTREAM)
@@ -145,8 +164,7 @@ class ExoMastClient:
 
     async def dv_headers(self, tic_id: int, sectors: str, tce: str) -> DvHeaders:
         """Return the DV primary and data headers of one TCE."""
-        body = await self._get(f"dvdata/tess/{tic_id}/info/", {"tce": tce, "sector": sectors})
-        payload = parse_json(body, UPSTREAM)
+        payload = await self._get_json(f"dvdata/tess/{tic_id}/info/", {"tce": tce, "sector": sectors})
         primary = payload.get("DV Primary Header") if isinstance(payload, dict) else None
         data = payload.get("DV Data Header") if isinstance(payload, dict) else None
         if not isinstance(primary, dict) or not isinstance(data, dict):
@@ -155,9 +173,5 @@ class ExoMastClient:
 
     async def dv_table(self, tic_id: int, sectors: str, tce: str) -> DvTable:
         """Return the DV time series of one TCE; JSON parsing runs in a CPU worker thread."""
-        body = await self._get(f"dvdata/tess/{tic_id}/table/", {"tce": tce, "sector": sectors})
-        return await run_blocking(_parse_table_body, body, limiter=self._limiters.cpu)
-
-
-def _parse_table_body(body: UpstreamBody) -> DvTable:
-    return parse_dv_table(parse_json(body, UPSTREAM))
+        payload = await self._get_json(f"dvdata/tess/{tic_id}/table/", {"tce": tce, "sector": sectors})
+        return await run_blocking(parse_dv_table, payload, limiter=self._limiters.cpu)

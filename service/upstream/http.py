@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -26,13 +27,26 @@ class UpstreamBody:
     content: bytes
 
 
+MAX_RETRY_AFTER_S = 3600
+# Only the start of an error body is read for its message: an error page has no business being large.
+ERROR_BODY_PEEK_BYTES = 64 * 1024
+
+
+def retry_after_seconds(value: str | None, default: int = DEFAULT_RETRY_AFTER_S) -> int:
+    """Return an upstream ``Retry-After`` (seconds form) clamped to 1 s–1 h, or ``default`` when absent or odd."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():
+        return max(1, min(int(value), MAX_RETRY_AFTER_S))
+    return default
+
+
 def _retry_after(response: httpx.Response) -> int:
-    value = response.headers.get("retry-after", "")
-    return int(value) if value.isdigit() else DEFAULT_RETRY_AFTER_S
+    return retry_after_seconds(response.headers.get("retry-after"))
 
 
 def _upstream_message(body: bytes) -> str:
     """Pull a human-readable message out of an upstream error body, whatever its shape."""
+    body = body[:ERROR_BODY_PEEK_BYTES]
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -54,45 +68,99 @@ async def get_bytes(
     params: dict[str, str] | None,
     upstream: str,
     max_bytes: int,
+    total_timeout_s: float,
 ) -> UpstreamBody:
-    """GET ``url`` and return its body, or raise the matching `ServiceError`.
+    """GET ``url`` and return its body, or raise the matching `ServiceError` (see `request_bytes`)."""
+    return await request_bytes(
+        client, "GET", url, params=params, upstream=upstream, max_bytes=max_bytes, total_timeout_s=total_timeout_s
+    )
+
+
+async def post_form(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    data: dict[str, str],
+    upstream: str,
+    max_bytes: int,
+    total_timeout_s: float,
+) -> UpstreamBody:
+    """POST a form to ``url`` and return its body, or raise the matching `ServiceError` (see `request_bytes`)."""
+    return await request_bytes(
+        client, "POST", url, data=data, upstream=upstream, max_bytes=max_bytes, total_timeout_s=total_timeout_s
+    )
+
+
+async def request_bytes(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    upstream: str,
+    max_bytes: int,
+    total_timeout_s: float,
+    params: dict[str, str] | None = None,
+    data: dict[str, str] | None = None,
+) -> UpstreamBody:
+    """Send one request and return its body, or raise the matching `ServiceError`.
+
+    ``total_timeout_s`` bounds the whole exchange: httpx's read timeout is per read, so an upstream that
+    drips bytes would otherwise hold the request forever.
 
     The body is read in a stream so a runaway upstream cannot make us hold more than ``max_bytes``.
     404 becomes `NotFound`; every other failure becomes a 502/503/504 that names ``upstream``.
     """
     try:
-        async with client.stream("GET", url, params=params) as response:
+        async with asyncio.timeout(total_timeout_s), client.stream(method, url, params=params, data=data) as response:
             declared = int(response.headers.get("content-length") or 0)
             if declared > max_bytes:
                 raise BadUpstreamResponse(
                     f"{upstream} sent a {declared:,}-byte answer, more than the {max_bytes:,} bytes we accept.",
                     upstream=upstream,
                 )
-            chunks: list[bytes] = []
-            received = 0
+            buffer = bytearray()
             async for chunk in response.aiter_bytes():
-                received += len(chunk)
-                if received > max_bytes:
+                buffer += chunk
+                if len(buffer) > max_bytes:
                     raise BadUpstreamResponse(
                         f"{upstream} sent more than the {max_bytes:,} bytes we accept.", upstream=upstream
                     )
-                chunks.append(chunk)
-            content = b"".join(chunks)
+            content = bytes(buffer)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise UpstreamUnavailable(
             f"{upstream} could not be reached ({type(exc).__name__}); try again shortly.",
             upstream=upstream,
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
-    except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:
+    except TimeoutError as exc:
+        raise UpstreamTimeout(
+            f"{upstream} did not finish answering within {total_timeout_s:g} s; try again later.",
+            upstream=upstream,
+            retry_after_s=DEFAULT_RETRY_AFTER_S,
+        ) from exc
+    except httpx.PoolTimeout as exc:
+        raise UpstreamUnavailable(
+            f"Too many requests to {upstream} are waiting already; try again shortly.",
+            upstream=upstream,
+            retry_after_s=DEFAULT_RETRY_AFTER_S,
+        ) from exc
+    except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
         raise UpstreamTimeout(
             f"{upstream} did not answer in time ({type(exc).__name__}); it may be busy, try again later.",
             upstream=upstream,
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError) as exc:
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError, httpx.TooManyRedirects) as exc:
         raise BadUpstreamResponse(
-            f"{upstream} dropped the connection before the answer was complete; try again.",
+            f"{upstream} dropped the connection before the answer was complete, or sent one we cannot follow "
+            f"({type(exc).__name__}); try again.",
+            upstream=upstream,
+            retry_after_s=DEFAULT_RETRY_AFTER_S,
+        ) from exc
+    except httpx.HTTPError as exc:
+        # Anything else on the way (a write or close error, a proxy): the upstream is not usable right now.
+        raise UpstreamUnavailable(
+            f"{upstream} could not be used ({type(exc).__name__}); try again shortly.",
             upstream=upstream,
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
@@ -142,7 +210,7 @@ def parse_json(response: UpstreamBody, upstream: str) -> Any:
     try:
         # The standard library accepts NaN/Infinity tokens, which orjson (rightly) refuses.
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadUpstreamResponse(
             f"{upstream} sent malformed JSON ({exc.__class__.__name__} at byte {getattr(exc, 'pos', '?')}).",
             upstream=upstream,

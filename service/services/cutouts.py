@@ -1,0 +1,221 @@
+"""FFI cutouts: sector lookups, cutout jobs that download through TESScut, and their cached answers."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from service.errors import NotFound, ServiceError
+from service.infra.cache import CachedBody, DiskCache
+from service.infra.threads import Limiters, run_blocking
+from service.services.artifacts import Artifact, ArtifactStore
+from service.services.jobs import Job, JobRegistry
+from service.services.targets import Target
+from service.tpf import contains_target, describe_tpf, stamp_tic
+from service.upstream.tesscut import SectorHit, TesscutClient
+
+CutoutFormat = Literal["fits", "json"]
+CUTOUT_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class CutoutPlan:
+    """Which sector to cut, from which candidate CCDs; its cache keys follow from it."""
+
+    target: Target
+    size_px: int
+    sector: int
+    candidates: tuple[SectorHit, ...]
+    sector_pinned: bool
+
+    @property
+    def fits_key(self) -> str:
+        """Return the cache key of the FITS file: target, size, sector and the candidate camera/CCDs."""
+        ccds = "+".join(f"{c.camera}-{c.ccd}" for c in self.candidates)
+        return f"cutout:{CUTOUT_VERSION}:{self.target.cache_key}:{self.size_px}:s{self.sector}:{ccds}"
+
+    @property
+    def summary_key(self) -> str:
+        """Return the cache key of the JSON summary."""
+        return self.fits_key + ":summary"
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A cutout answer that is in the cache."""
+
+    body: CachedBody
+    hit: bool
+    plan: CutoutPlan
+
+
+def sectors_json(hits: list[SectorHit]) -> list[dict[str, Any]]:
+    """Return the public JSON shape of sector hits."""
+    return [{"sector": h.sector, "camera": h.camera, "ccd": h.ccd, "name": h.name} for h in hits]
+
+
+def _directory_bytes(directory: Path) -> int:
+    return sum(entry.stat().st_size for entry in directory.iterdir() if entry.is_file())
+
+
+class CutoutService:
+    """Answers cutout requests from the cache, or through a job that downloads from TESScut."""
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        cache: DiskCache,
+        tesscut: TesscutClient,
+        jobs: JobRegistry,
+        limiters: Limiters,
+        *,
+        ttl_sectors_s: int,
+        ttl_cutout_s: int,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._tesscut = tesscut
+        self._jobs = jobs
+        self._limiters = limiters
+        self._ttl_sectors_s = ttl_sectors_s
+        self._ttl_cutout_s = ttl_cutout_s
+        self._scratch = cache.directory / "incoming"
+
+    async def sectors(self, ra_deg: float, dec_deg: float) -> list[SectorHit]:
+        """Return the sectors/cameras/CCDs that observed a position (cached)."""
+        return await self._store.value(
+            f"tesscut:sectors:{ra_deg:.6f},{dec_deg:.6f}",
+            lambda: self._tesscut.sectors(ra_deg, dec_deg),
+            encode=lambda hits: orjson.dumps([[h.sector, h.camera, h.ccd] for h in hits]),
+            decode=lambda blob: [SectorHit(*row) for row in orjson.loads(blob)],
+            ttl_s=self._ttl_sectors_s,
+        )
+
+    async def sectors_response(self, target: Target, extra: dict[str, Any]) -> tuple[CachedBody, bool]:
+        """Return the JSON sector list of a position."""
+
+        async def produce() -> Artifact:
+            hits = await self.sectors(target.ra_deg, target.dec_deg)
+            body = {**extra, "ra_deg": target.ra_deg, "dec_deg": target.dec_deg, "sectors": sectors_json(hits)}
+            return Artifact(orjson.dumps(body), "application/json", self._ttl_sectors_s)
+
+        return await self._store.body(f"resp:v1:sectors:{target.cache_key}", produce)
+
+    async def plan(self, target: Target, size_px: int, sector: int | None) -> CutoutPlan:
+        """Choose the sector (the requested one, else the latest) and its candidate CCDs; 404 when none."""
+        hits = await self.sectors(target.ra_deg, target.dec_deg)
+        where = f"RA {target.ra_deg}, Dec {target.dec_deg}" + (f" (TIC {target.tic_id})" if target.tic_id else "")
+        if not hits:
+            raise NotFound(f"No TESS sector observed {where}: the position is on no detector.")
+        observed = sorted({h.sector for h in hits})
+        chosen = sector if sector is not None else observed[-1]
+        if chosen not in observed:
+            raise NotFound(
+                f"Sector {chosen} did not observe {where}; sectors that did: {', '.join(map(str, observed))}.",
+                extensions={"sectors": observed},
+            )
+        candidates = tuple(h for h in hits if h.sector == chosen)
+        return CutoutPlan(target, size_px, chosen, candidates, sector_pinned=sector is not None)
+
+    async def cached(self, plan: CutoutPlan, fmt: CutoutFormat) -> Ready | None:
+        """Return the cached answer for ``plan`` in ``fmt``, or None."""
+        key = plan.fits_key if fmt == "fits" else plan.summary_key
+        body = await self._store.get_fresh(key)
+        return Ready(body, True, plan) if body is not None else None
+
+    def start(self, plan: CutoutPlan, result_url: str) -> Job:
+        """Return the job that puts ``plan``'s cutout in the cache (an existing one when it is running)."""
+        return self._jobs.start(plan.fits_key, result_url, lambda job: self._fetch(plan, job))
+
+    async def after_job(self, plan: CutoutPlan, job: Job, fmt: CutoutFormat) -> Ready:
+        """Return the answer a finished job produced (raising its error when it failed)."""
+        if job.error is not None:
+            raise job.error
+        ready = await self.cached(plan, fmt)
+        if ready is None:
+            raise ServiceError(
+                "The cutout was made but is no longer in the cache (the cache is too small for it); "
+                "raise TESS_SERVICE_CACHE_SIZE_LIMIT_MB."
+            )
+        return Ready(ready.body, False, plan)
+
+    async def _fetch(self, plan: CutoutPlan, job: Job) -> None:
+        """Download, choose the file with the target, stamp the TIC, and cache the FITS and its summary."""
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        # The scratch directory sits beside the cache, on the same disk; it is removed whatever happens, so a
+        # failed or interrupted download never leaves a file that could be served.
+        directory = Path(tempfile.mkdtemp(prefix="cutout-", dir=self._scratch))
+        job.progress = lambda: _directory_bytes(directory)
+        try:
+            target = plan.target
+            paths = await self._tesscut.download(
+                target.ra_deg,
+                target.dec_deg,
+                plan.size_px,
+                plan.sector,
+                directory,
+                on_start=lambda: job.mark("running"),
+            )
+            await run_blocking(self._finish, plan, paths, limiter=self._limiters.cpu)
+        finally:
+            job.bytes_received = max(job.bytes_received, _safe_bytes(directory))
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def _finish(self, plan: CutoutPlan, paths: list[Path]) -> None:
+        target = plan.target
+        chosen = next((p for p in paths if contains_target(p, target.ra_deg, target.dec_deg)), paths[0])
+        note = None
+        if len(paths) > 1:
+            others = ", ".join(p.name for p in paths if p != chosen)
+            note = f"TESScut returned {len(paths)} files for sector {plan.sector}; served {chosen.name}, which "
+            note += f"contains the target (also returned: {others})."
+        if target.tic_id is not None:
+            stamp_tic(chosen, target.tic_id, target.tessmag)
+        summary = describe_tpf(chosen, target.ra_deg, target.dec_deg)
+        candidate = next(
+            (c for c in plan.candidates if chosen.name.startswith(c.name)),
+            plan.candidates[0],
+        )
+        summary.update(
+            {
+                "sector": summary["sector"] or plan.sector,
+                "camera": summary["camera"] or candidate.camera,
+                "ccd": summary["ccd"] or candidate.ccd,
+                "tic_id": target.tic_id,
+                "ra_deg": target.ra_deg,
+                "dec_deg": target.dec_deg,
+                "position_source": target.source,
+                "file_name": self.file_name(plan, candidate),
+                "size_bytes": chosen.stat().st_size,
+                "note": note,
+            }
+        )
+        headers = {"Content-Disposition": f'attachment; filename="{summary["file_name"]}"'}
+        if note:
+            headers["X-Cutout-Note"] = note
+        self._cache.put_file(
+            plan.fits_key, chosen, media_type="application/fits", ttl_s=self._ttl_cutout_s, headers=headers
+        )
+        self._cache.put(
+            plan.summary_key, orjson.dumps(summary), media_type="application/json", ttl_s=self._ttl_cutout_s
+        )
+
+    @staticmethod
+    def file_name(plan: CutoutPlan, hit: SectorHit) -> str:
+        """Return the download name: the TIC when known, else the position, then sector, CCD and size."""
+        who = (
+            f"tic{plan.target.tic_id}" if plan.target.tic_id else f"{plan.target.ra_deg:.6f}_{plan.target.dec_deg:.6f}"
+        )
+        return f"{who}_{hit.name}_{plan.size_px}x{plan.size_px}_astrocut.fits"
+
+
+def _safe_bytes(directory: Path) -> int:
+    try:
+        return _directory_bytes(directory)
+    except OSError:
+        return 0

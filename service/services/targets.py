@@ -1,0 +1,83 @@
+"""Where a TIC is on the sky: explicit coordinates, else the DV header when it has TCEs, else the TIC catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from service.errors import NotFound, UpstreamError
+from service.services.artifacts import ArtifactStore
+from service.services.dv import DvService
+from service.upstream.catalogs import TicCatalogClient, TicEntry
+
+PositionSource = Literal["request", "dv", "catalog"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A position to cut out, and the TIC it belongs to when there is one."""
+
+    ra_deg: float
+    dec_deg: float
+    tic_id: int | None = None
+    tessmag: float | None = None
+    source: PositionSource = "request"
+
+    @property
+    def cache_key(self) -> str:
+        """Return the normalised identity of this target for cache keys (positions to 1e-6 deg ≈ 4 mas)."""
+        position = f"{self.ra_deg:.6f},{self.dec_deg:.6f}"
+        return f"tic{self.tic_id}@{position}" if self.tic_id is not None else position
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class TargetResolver:
+    """Resolves TIC ids to positions, preferring what the DV products already say."""
+
+    def __init__(self, store: ArtifactStore, dv: DvService, catalog: TicCatalogClient, *, ttl_s: int) -> None:
+        self._store = store
+        self._dv = dv
+        self._catalog = catalog
+        self._ttl_s = ttl_s
+
+    async def _from_dv(self, tic_id: int) -> Target | None:
+        try:
+            refs = await self._dv.tce_refs(tic_id)
+            headers = await self._dv.headers(tic_id, refs[0])
+        except (NotFound, UpstreamError):
+            return None  # no TCEs, or ExoMAST is down: the catalog can still place the star
+        ra = _number(headers.data.get("RA_OBJ")) or _number(headers.primary.get("RA_OBJ"))
+        dec = _number(headers.data.get("DEC_OBJ")) or _number(headers.primary.get("DEC_OBJ"))
+        if ra is None or dec is None:
+            return None
+        return Target(ra, dec, tic_id, _number(headers.primary.get("TESSMAG")), "dv")
+
+    async def _from_catalog(self, tic_id: int) -> Target | None:
+        async def lookup() -> TicEntry | None:
+            return await self._catalog.lookup(tic_id)
+
+        entry = await self._store.value(
+            f"catalog:tic:{tic_id}",
+            lookup,
+            encode=lambda e: orjson.dumps(e.__dict__ if e else None),
+            decode=lambda blob: TicEntry(**data) if (data := orjson.loads(blob)) else None,
+            ttl_s=self._ttl_s,
+        )
+        return Target(entry.ra_deg, entry.dec_deg, tic_id, entry.tessmag, "catalog") if entry else None
+
+    async def for_tic(self, tic_id: int, ra_deg: float | None = None, dec_deg: float | None = None) -> Target:
+        """Return where to cut out for ``tic_id``: the given position if any, else the DV header, else the TIC."""
+        found = await self._from_dv(tic_id) or await self._from_catalog(tic_id)
+        if ra_deg is not None and dec_deg is not None:
+            return Target(ra_deg, dec_deg, tic_id, found.tessmag if found else None, "request")
+        if found is None:
+            raise NotFound(
+                f"TIC {tic_id} was found neither in ExoMAST's DV data nor in the TESS Input Catalog; "
+                "pass ra= and dec= to cut out at a position."
+            )
+        return found

@@ -1,0 +1,90 @@
+"""Target pixel files from TESScut: what is in one, which one holds the target, and stamping the TIC into it.
+
+Blocking (FITS I/O); call from worker threads. Handles both the current astrocut layout and the 2018 one
+(``SECTOR=''``, a float APERTURE).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
+from astropy.wcs import WCS, FITSFixedWarning
+
+
+def _aperture_wcs(header: fits.Header) -> WCS:
+    with warnings.catch_warnings():
+        # TESScut's APERTURE headers carry non-standard keywords that astropy fixes and warns about.
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        warnings.simplefilter("ignore", AstropyWarning)
+        return WCS(header)
+
+
+def target_pixel(hdus: fits.HDUList, ra_deg: float, dec_deg: float) -> tuple[float, float] | None:
+    """Return the target's (x, y) pixel position (0-based, x = column) in the cutout, or None without a WCS."""
+    try:
+        x, y = _aperture_wcs(hdus["APERTURE"].header).world_to_pixel_values(ra_deg, dec_deg)
+    except (KeyError, ValueError, MemoryError):
+        return None
+    if not (math.isfinite(float(x)) and math.isfinite(float(y))):
+        return None
+    return float(x), float(y)
+
+
+def contains_target(path: Path, ra_deg: float, dec_deg: float) -> bool:
+    """Return whether the target falls on a pixel of this cutout that has data."""
+    with fits.open(path, memmap=True, lazy_load_hdus=True) as hdus:
+        pixel = target_pixel(hdus, ra_deg, dec_deg)
+        if pixel is None:
+            return False
+        aperture = hdus["APERTURE"].data
+        column, row = round(pixel[0]), round(pixel[1])
+        ny, nx = aperture.shape
+        return 0 <= row < ny and 0 <= column < nx and bool(aperture[row, column] > 0)
+
+
+def stamp_tic(path: Path, tic_id: int, tessmag: float | None) -> None:
+    """Write the TIC id (and TESS magnitude, when known) into the primary header, where TESScut leaves blanks."""
+    with fits.open(path, mode="update", memmap=True) as hdus:
+        header = hdus[0].header
+        header["TICID"] = (tic_id, "unique TESS target identifier")
+        header["OBJECT"] = (f"TIC {tic_id}", "string version of target id")
+        if tessmag is not None:
+            header["TESSMAG"] = (tessmag, "[mag] TESS magnitude")
+        if "CHECKSUM" in header:
+            hdus[0].add_checksum()
+
+
+def describe_tpf(source: Path | BinaryIO, ra_deg: float, dec_deg: float) -> dict[str, Any]:
+    """Summarise a cutout: shape, frames, time range and cadence, the target's pixel and the WCS centre."""
+    with fits.open(source, memmap=isinstance(source, Path), lazy_load_hdus=True) as hdus:
+        primary, pixels = hdus[0].header, hdus["PIXELS"]
+        time = np.asarray(pixels.data["TIME"], dtype=float)
+        finite = time[np.isfinite(time)]
+        ny, nx = hdus["APERTURE"].data.shape
+        pixel = target_pixel(hdus, ra_deg, dec_deg)
+        aperture_header = hdus["APERTURE"].header
+        cadence_min = float(np.median(np.diff(finite)) * 24 * 60) if finite.size > 1 else None
+        sector = primary.get("SECTOR")
+        return {
+            "sector": sector if isinstance(sector, int) else None,
+            "camera": primary.get("CAMERA") if isinstance(primary.get("CAMERA"), int) else None,
+            "ccd": primary.get("CCD") if isinstance(primary.get("CCD"), int) else None,
+            "shape": [int(ny), int(nx)],
+            "n_frames": int(len(time)),
+            "time_start_btjd": float(finite.min()) if finite.size else None,
+            "time_end_btjd": float(finite.max()) if finite.size else None,
+            "cadence_minutes": round(cadence_min, 3) if cadence_min is not None else None,
+            "target_pixel": {"x": round(pixel[0], 3), "y": round(pixel[1], 3)} if pixel else None,
+            "wcs_center_deg": {
+                "ra": float(aperture_header.get("CRVAL1", math.nan)),
+                "dec": float(aperture_header.get("CRVAL2", math.nan)),
+            },
+            "ticid": primary.get("TICID") if isinstance(primary.get("TICID"), int) else None,
+            "tessmag": primary.get("TESSMAG") or None,
+        }

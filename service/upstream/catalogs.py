@@ -1,0 +1,86 @@
+"""MAST's catalog service: resolve a TIC id to a position and TESS magnitude (``Mast.Catalogs.Filtered.Tic``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+from service.errors import BadUpstreamResponse
+from service.upstream.http import post_form
+
+UPSTREAM = "MAST TIC catalog"
+
+
+@dataclass(frozen=True)
+class TicEntry:
+    """What the TESS Input Catalog says about one target."""
+
+    tic_id: int
+    ra_deg: float
+    dec_deg: float
+    tessmag: float | None
+
+
+def tic_request(tic_id: int) -> dict[str, str]:
+    """Return the form body of a TIC lookup by id, as MAST's ``/api/v0/invoke`` takes it."""
+    request = {
+        "service": "Mast.Catalogs.Filtered.Tic",
+        "format": "json",
+        "params": {"columns": "ID,ra,dec,Tmag", "filters": [{"paramName": "ID", "values": [str(tic_id)]}]},
+        "pagesize": 10,
+        "page": 1,
+    }
+    return {"request": orjson.dumps(request).decode()}
+
+
+def parse_tic_rows(payload: object, tic_id: int) -> TicEntry | None:
+    """Return the catalog entry for ``tic_id`` from an invoke answer, or None when the catalog has none."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise BadUpstreamResponse("The TIC catalog's answer has no 'data' list.", upstream=UPSTREAM)
+    if str(payload.get("status", "COMPLETE")).upper() == "ERROR":
+        raise BadUpstreamResponse(f"The TIC catalog reported an error: {payload.get('msg')}", upstream=UPSTREAM)
+    for row in payload["data"]:
+        if isinstance(row, dict) and str(row.get("ID")) == str(tic_id):
+            try:
+                ra, dec = float(row["ra"]), float(row["dec"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BadUpstreamResponse(
+                    f"The TIC catalog has no position for TIC {tic_id}.", upstream=UPSTREAM
+                ) from exc
+            tmag = row.get("Tmag")
+            return TicEntry(tic_id, ra, dec, float(tmag) if isinstance(tmag, int | float) else None)
+    return None
+
+
+class TicCatalogClient:
+    """Looks TIC ids up in MAST's catalog service over the shared MAST `httpx.AsyncClient`."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, mast_url: str, *, max_body_bytes: int, total_timeout_s: float
+    ) -> None:
+        self._client = client
+        self._url = f"{mast_url}/api/v0/invoke"
+        self._max_body_bytes = max_body_bytes
+        self._total_timeout_s = total_timeout_s
+
+    async def lookup(self, tic_id: int) -> TicEntry | None:
+        """Return the TIC entry, or None when the catalog does not know the id."""
+        body = await post_form(
+            self._client,
+            self._url,
+            data=tic_request(tic_id),
+            upstream=UPSTREAM,
+            max_bytes=self._max_body_bytes,
+            total_timeout_s=self._total_timeout_s,
+        )
+        return parse_tic_rows(parse_json_small(body.content), tic_id)
+
+
+def parse_json_small(content: bytes) -> object:
+    """Parse a small JSON body (a catalog row is a few hundred bytes: fine on the event loop)."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise BadUpstreamResponse("The TIC catalog sent malformed JSON.", upstream=UPSTREAM) from exc

@@ -1,0 +1,202 @@
+"""TESScut through astroquery's `Tesscut`, run in bounded worker threads and kept polite to MAST.
+
+Politeness (MAST's published limits): at most ``max_in_flight`` requests at once (a thread limiter), at most
+``starts_per_s`` started per second (aiolimiter), one sector per request, and 503/504/timeouts retried with
+exponential backoff and jitter (tenacity) within one overall deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from aiolimiter import AsyncLimiter
+from anyio import CapacityLimiter
+from requests.adapters import HTTPAdapter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_random_exponential
+
+from service.errors import BadUpstreamResponse, NotFound, ServiceError, UpstreamTimeout, UpstreamUnavailable
+from service.infra.threads import run_blocking
+
+UPSTREAM = "TESScut"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, order=True)
+class SectorHit:
+    """One sector/camera/CCD whose FFIs cover a position."""
+
+    sector: int
+    camera: int
+    ccd: int
+
+    @property
+    def name(self) -> str:
+        """Return TESScut's name for it, e.g. ``tess-s0001-1-2``."""
+        return f"tess-s{self.sector:04d}-{self.camera}-{self.ccd}"
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """astroquery downloads with ``timeout=None`` (wait forever); give every request a real timeout."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """Send with the default timeout unless the caller gave one."""
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout
+        return super().send(request, **kwargs)
+
+
+def _translate(exc: Exception) -> ServiceError:
+    """Map what astroquery/requests raise to the service's errors."""
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        retry_after = exc.response.headers.get("Retry-After", "")
+        wait = int(retry_after) if retry_after.isdigit() else 10
+        if status in (429, 503):
+            return UpstreamUnavailable(
+                f"TESScut is overloaded (HTTP {status}); MAST allows few simultaneous cutouts, try again shortly.",
+                upstream=UPSTREAM,
+                retry_after_s=wait,
+            )
+        if status == 504:
+            return UpstreamTimeout(
+                "TESScut's gateway timed out (HTTP 504); MAST is busy making cutouts, try again later.",
+                upstream=UPSTREAM,
+                retry_after_s=wait,
+            )
+        return BadUpstreamResponse(f"TESScut answered HTTP {status}.", upstream=UPSTREAM)
+    if isinstance(exc, requests.Timeout):
+        return UpstreamTimeout(
+            "TESScut did not answer in time; large cutouts can take minutes, try again later.",
+            upstream=UPSTREAM,
+            retry_after_s=30,
+        )
+    if isinstance(exc, requests.ConnectionError):
+        if isinstance(exc.__context__, ConnectionRefusedError) or "refused" in str(exc).lower():
+            return UpstreamUnavailable(
+                "TESScut could not be reached; try again shortly.", upstream=UPSTREAM, retry_after_s=10
+            )
+        return BadUpstreamResponse(
+            "TESScut dropped the connection before the cutout was complete; try again.",
+            upstream=UPSTREAM,
+            retry_after_s=10,
+        )
+    if isinstance(exc, zipfile.BadZipFile | json.JSONDecodeError | UnicodeDecodeError | KeyError | OSError):
+        return BadUpstreamResponse(
+            f"TESScut sent a cutout that cannot be read ({type(exc).__name__}).", upstream=UPSTREAM
+        )
+    return BadUpstreamResponse(f"TESScut's answer could not be used ({type(exc).__name__}: {exc}).", upstream=UPSTREAM)
+
+
+class TesscutClient:
+    """Sector lookups and cutout downloads with astroquery, off the event loop and within MAST's limits."""
+
+    def __init__(
+        self,
+        mast_url: str,
+        *,
+        max_in_flight: int,
+        starts_per_s: float,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        deadline_s: float,
+        max_attempts: int,
+        backoff_s: float,
+    ) -> None:
+        self._request_url = f"{mast_url}/tesscut/api/v0.1/"
+        self._threads = CapacityLimiter(max_in_flight)
+        self._starts = AsyncLimiter(starts_per_s, 1.0)
+        self._timeout = (connect_timeout_s, read_timeout_s)
+        self._deadline_s = deadline_s
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+
+    def _tesscut(self) -> Any:
+        """Return a fresh astroquery `TesscutClass` aimed at our MAST URL (one per call: sessions are not shared)."""
+        from astroquery.mast import TesscutClass  # imported late: astroquery's import is slow and optional for tests
+
+        tesscut = TesscutClass()
+        # astroquery freezes the server URL at import; this per-instance attribute is what every request uses.
+        tesscut._service_api_connection.REQUEST_URL = self._request_url
+        adapter = _TimeoutAdapter(self._timeout)
+        for session in {id(s): s for s in (tesscut._session, tesscut._service_api_connection._session)}.values():
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        return tesscut
+
+    async def _call(self, fn: Callable[[], T], on_start: Callable[[], None] | None = None) -> T:
+        """Run ``fn`` in a TESScut thread, retrying what MAST asks us to retry, within the deadline."""
+
+        def attempt() -> T:
+            if on_start is not None:
+                on_start()
+            try:
+                return fn()
+            except ServiceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - astroquery raises many kinds; all become ServiceErrors
+                raise _translate(exc) from exc
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((UpstreamUnavailable, UpstreamTimeout)),
+            wait=wait_random_exponential(multiplier=self._backoff_s, max=30 * self._backoff_s),
+            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._deadline_s),
+            reraise=True,
+        )
+        async for try_ in retrying:
+            with try_:
+                async with self._starts:
+                    return await run_blocking(attempt, limiter=self._threads)
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def sectors(self, ra_deg: float, dec_deg: float) -> list[SectorHit]:
+        """Return every sector/camera/CCD whose FFIs cover the position, sorted."""
+
+        def lookup() -> list[SectorHit]:
+            from astropy.coordinates import SkyCoord
+
+            table = self._tesscut().get_sectors(coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"))
+            return sorted({SectorHit(int(row["sector"]), int(row["camera"]), int(row["ccd"])) for row in table})
+
+        return await self._call(lookup)
+
+    async def download(
+        self,
+        ra_deg: float,
+        dec_deg: float,
+        size_px: int,
+        sector: int,
+        directory: Path,
+        on_start: Callable[[], None] | None = None,
+    ) -> list[Path]:
+        """Download the cutout(s) of one sector into ``directory`` and return the TPF paths.
+
+        astroquery streams the zip to ``directory`` (so its growing size is the download's progress) and unzips it
+        there. ``directory`` must be this call's own: astroquery names the zip after the current second.
+        """
+
+        def fetch() -> list[Path]:
+            from astropy.coordinates import SkyCoord
+
+            for stale in directory.iterdir():  # a retried attempt starts clean
+                stale.unlink()
+            table = self._tesscut().download_cutouts(
+                coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"), size=size_px, sector=sector, path=str(directory)
+            )
+            paths = [Path(str(p)) for p in table["Local Path"]] if len(table) else []
+            fits_paths = [p for p in paths if p.suffix == ".fits"]
+            if not fits_paths:
+                raise NotFound(f"TESScut has no FFIs covering RA {ra_deg}, Dec {dec_deg} in sector {sector}.")
+            return fits_paths
+
+        return await self._call(fetch, on_start)
