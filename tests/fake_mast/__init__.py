@@ -1,4 +1,7 @@
-"""A MAST emulator for tests: ExoMAST v0.1 over real HTTP on loopback, with deterministic data and faults."""
+"""A MAST emulator for tests: ExoMAST v0.1, TESScut v0.1 and the Portal's TIC over real HTTP on loopback.
+
+Deterministic data, fault injection, counters; see server.FakeMast.
+"""
 
 from .server import FakeMast
 

@@ -1,16 +1,17 @@
 """Request/response types and the routing table of the fake MAST.
 
-A route is (method, path regex, endpoint name, handler). Each upstream service (ExoMAST now, TESScut and the TIC
-catalogue later) contributes a list of routes from its own module; the server only knows this table.
+A route is (method, path regex, endpoint name, handler). Each upstream service (ExoMAST, TESScut, the Portal's TIC
+catalogue) contributes a list of routes from its own module; the server only knows this table.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -41,12 +42,29 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """A complete response; the server adds Content-Length, Date and Server."""
+    """A complete response; the server adds Content-Length, Date and Server.
+
+    A large body can be an open file instead (``body_file``, read from its current position to the end): the server
+    streams it in chunks and closes it, whatever happens to the request.
+    """
 
     status: int
     body: bytes = b""
     content_type: str = JSON_CONTENT_TYPE
     headers: tuple[tuple[str, str], ...] = ()
+    body_file: BinaryIO | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def content_length(self) -> int:
+        """Length of the body in bytes."""
+        if self.body_file is None:
+            return len(self.body)
+        return os.fstat(self.body_file.fileno()).st_size - self.body_file.tell()
+
+    def close(self) -> None:
+        """Release the body file, if any."""
+        if self.body_file is not None:
+            self.body_file.close()
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

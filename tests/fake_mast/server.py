@@ -12,6 +12,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 import traceback
 from collections import Counter
 from http import HTTPStatus
@@ -22,9 +23,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from .catalogs import INVOKE_PATH, catalog_routes
 from .exomast import API_PREFIX, ExoMastApi
 from .routing import Request, Response, Route, RouteMatch, Router, detail_response, json_response, route
 from .targets import DATA_DIR, DvArchive, default_archive
+from .tesscut import TESSCUT_PREFIX, CutoutCache, TesscutApi
 
 CONTROL_PREFIX = "/__fake__/"
 FAULT_BODY_KINDS = ("truncate", "malformed", "nan", "drop", "empty")
@@ -39,6 +42,9 @@ NGINX_503_BODY = (
 )
 # nginx's reason phrases differ from Python's for these two.
 _REASON_PHRASES = {503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
+# TESScut's documented limit: more than 10 simultaneous requests get a 503 from its nginx front end.
+TESSCUT_MAX_IN_FLIGHT = 10
+BODY_CHUNK_BYTES = 256 * 1024
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -55,6 +61,7 @@ class Fault:
     body: str | None = None
     content_type: str | None = None
     times: int | None = None  # applications left; None = until cleared
+    throttle_bytes_per_s: float | None = None  # send the body no faster than this
 
     def as_dict(self) -> dict[str, Any]:
         """The fault in the shape the control API accepts (``path`` for ``path_glob``)."""
@@ -65,6 +72,7 @@ class Fault:
             "body": self.body,
             "content_type": self.content_type,
             "times": self.times,
+            "throttle_bytes_per_s": self.throttle_bytes_per_s,
         }
 
 
@@ -76,6 +84,7 @@ def make_fault(
     body: str | None = None,
     content_type: str | None = None,
     times: int | None = None,
+    throttle_bytes_per_s: float | None = None,
 ) -> Fault:
     """Validate the keywords of ``set_fault`` and build the fault (ValueError on nonsense)."""
     if not isinstance(path_glob, str) or not path_glob:
@@ -90,7 +99,14 @@ def make_fault(
         raise ValueError(f"content_type must be a header value, not {content_type!r}")
     if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
         raise ValueError(f"times must be a positive integer or None, not {times!r}")
-    return Fault(path_glob, status, float(delay_s), body, content_type, times)
+    if throttle_bytes_per_s is not None and (
+        isinstance(throttle_bytes_per_s, bool)
+        or not isinstance(throttle_bytes_per_s, int | float)
+        or not 0 < throttle_bytes_per_s < float("inf")
+    ):
+        raise ValueError(f"throttle_bytes_per_s must be a positive number or None, not {throttle_bytes_per_s!r}")
+    throttle = float(throttle_bytes_per_s) if throttle_bytes_per_s is not None else None
+    return Fault(path_glob, status, float(delay_s), body, content_type, times, throttle)
 
 
 class FaultTable:
@@ -168,6 +184,54 @@ class Counters:
             self._endpoints.clear()
 
 
+class InFlightGauge:
+    """Requests in flight for a group of endpoints, with a high-water mark and an nginx-style limit.
+
+    Every request counts from arrival to the last byte of its response, rejected ones included while they are
+    answered, so the high-water mark passes the limit exactly when a client had more requests in flight than that.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._current = 0
+        self._high_water = 0
+
+    def enter(self) -> bool:
+        """Count a request in; False when it is over the limit (and must be rejected)."""
+        with self._lock:
+            self._current += 1
+            self._high_water = max(self._high_water, self._current)
+            return self._current <= self.limit
+
+    def leave(self) -> None:
+        """Count a request out."""
+        with self._lock:
+            self._current -= 1
+
+    @property
+    def current(self) -> int:
+        """Requests in flight now."""
+        with self._lock:
+            return self._current
+
+    @property
+    def high_water(self) -> int:
+        """The most requests in flight at once since the last reset."""
+        with self._lock:
+            return self._high_water
+
+    def reset(self) -> None:
+        """Restart the high-water mark from the requests in flight now."""
+        with self._lock:
+            self._high_water = self._current
+
+    def snapshot(self) -> dict[str, int]:
+        """``{"current", "max", "limit"}``."""
+        with self._lock:
+            return {"current": self._current, "max": self._high_water, "limit": self.limit}
+
+
 def status_fault_response(status: int) -> Response:
     """The body MAST's front end sends with an error status."""
     if status == 504:
@@ -183,6 +247,13 @@ def status_fault_response(status: int) -> Response:
 
 def apply_body_fault(response: Response, fault: Fault) -> Response:
     """Corrupt a response body as the fault asks (``truncate`` and ``drop`` act on the socket instead)."""
+    if response.body_file is not None and fault.body in ("malformed", "empty"):
+        # A streamed body becomes an in-memory one: its first half (a zip without its central directory), or nothing.
+        keep = response.content_length // 2 if fault.body == "malformed" else 0
+        head = response.body_file.read(keep)
+        response.close()
+        response = dataclasses.replace(response, body=head, body_file=None)
+        fault = dataclasses.replace(fault, body=None)
     body = response.body
     if fault.body == "malformed":
         # Half of a JSON document never parses: at least the closing bracket is gone.
@@ -225,12 +296,14 @@ class MastHTTPServer(ThreadingHTTPServer):
         faults: FaultTable,
         counters: Counters,
         stopping: threading.Event,
+        gauges: tuple[tuple[str, InFlightGauge], ...] = (),
         log_requests: bool = False,
     ) -> None:
         self.router = router
         self.control_router = control_router
         self.faults = faults
         self.counters = counters
+        self.gauges = gauges  # (endpoint-name prefix, gauge)
         self.stopping = stopping
         self.log_requests = log_requests
         self._connections: set[socket.socket] = set()
@@ -243,6 +316,10 @@ class MastHTTPServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+    def gauge_for(self, endpoint: str) -> InFlightGauge | None:
+        """The in-flight gauge that covers an endpoint name, if any."""
+        return next((gauge for prefix, gauge in self.gauges if endpoint.startswith(prefix)), None)
 
     def track(self, connection: socket.socket) -> None:
         """Remember an open client connection."""
@@ -329,7 +406,22 @@ class MastRequestHandler(BaseHTTPRequestHandler):
 
         match = self.server.router.resolve(self.command, request.path)
         self.server.counters.record(raw_path, match.name)
-        fault = self.server.faults.take(raw_path)
+        gauge = self.server.gauge_for(match.name)
+        if gauge is None:
+            self._serve(match, request)
+            return
+        admitted = gauge.enter()
+        try:
+            if admitted:
+                self._serve(match, request)
+            else:
+                # nginx rejects before the backend sees the request: no fault, no handler.
+                self._send(status_fault_response(503))
+        finally:
+            gauge.leave()
+
+    def _serve(self, match: RouteMatch, request: Request) -> None:
+        fault = self.server.faults.take(request.raw_path)
         if fault is None:
             self._send(self._call(match, request))
             return
@@ -346,7 +438,11 @@ class MastRequestHandler(BaseHTTPRequestHandler):
             response = Response(200, b"")
         else:
             response = self._call(match, request)
-        self._send(apply_body_fault(response, fault), truncate=fault.body == "truncate")
+        self._send(
+            apply_body_fault(response, fault),
+            truncate=fault.body == "truncate",
+            throttle_bytes_per_s=fault.throttle_bytes_per_s,
+        )
 
     def _read_body(self) -> bytes | None:
         """The request body (Content-Length or chunked); None after answering an unreadable request."""
@@ -384,36 +480,64 @@ class MastRequestHandler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             return Response(500, b"Internal Server Error", "text/plain")
 
-    def _send(self, response: Response, *, truncate: bool = False) -> None:
-        body = response.body
-        lines = [
-            f"HTTP/1.1 {response.status} {_reason_phrase(response.status)}",
-            f"Server: {self.version_string()}",
-            f"Date: {self.date_time_string()}",
-        ]
-        if response.content_type:
-            lines.append(f"Content-Type: {response.content_type}")
-        lines.append(f"Content-Length: {len(body)}")
-        lines.extend(f"{name}: {value}" for name, value in response.headers)
-        if self.close_connection:
-            lines.append("Connection: close")
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        payload = b"" if self.command == "HEAD" else body
-        if truncate:
-            # Headers promised the full length; sending half and hanging up is a connection dropped mid-body.
-            payload = payload[: len(payload) // 2]
-            self.close_connection = True
-        if payload:
-            self.wfile.write(payload)
-        self.wfile.flush()
-        self.log_request(response.status, len(payload))
+    def _send(self, response: Response, *, truncate: bool = False, throttle_bytes_per_s: float | None = None) -> None:
+        try:
+            length = response.content_length
+            lines = [
+                f"HTTP/1.1 {response.status} {_reason_phrase(response.status)}",
+                f"Server: {self.version_string()}",
+                f"Date: {self.date_time_string()}",
+            ]
+            if response.content_type:
+                lines.append(f"Content-Type: {response.content_type}")
+            lines.append(f"Content-Length: {length}")
+            lines.extend(f"{name}: {value}" for name, value in response.headers)
+            if self.close_connection:
+                lines.append("Connection: close")
+            self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            to_send = 0 if self.command == "HEAD" else length
+            if truncate:
+                # Headers promised the full length; sending half and hanging up is a connection dropped mid-body.
+                to_send //= 2
+                self.close_connection = True
+            sent = self._write_body(response, to_send, throttle_bytes_per_s)
+            self.wfile.flush()
+            self.log_request(response.status, sent)
+        finally:
+            response.close()
+
+    def _write_body(self, response: Response, limit: int, throttle_bytes_per_s: float | None) -> int:
+        """Write up to ``limit`` body bytes, in chunks and at most at the throttled rate; returns the bytes sent."""
+        chunk_size = BODY_CHUNK_BYTES
+        if throttle_bytes_per_s is not None:
+            # About 20 writes per second, so a client sees steady progress.
+            chunk_size = max(1, min(chunk_size, int(throttle_bytes_per_s / 20)))
+        body = memoryview(response.body)
+        started = time.monotonic()
+        sent = 0
+        while sent < limit:
+            size = min(chunk_size, limit - sent)
+            if response.body_file is not None:
+                chunk: bytes | memoryview = response.body_file.read(size)
+                if not chunk:
+                    break
+            else:
+                chunk = body[sent : sent + size]
+            if throttle_bytes_per_s is not None:
+                ahead_s = started + sent / throttle_bytes_per_s - time.monotonic()
+                if ahead_s > 0 and self.server.stopping.wait(ahead_s):
+                    self.close_connection = True
+                    break
+            self.wfile.write(chunk)
+            sent += len(chunk)
+        return sent
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Control API and the public class
 
 
-def control_routes(faults: FaultTable, counters: Counters) -> list[Route]:
+def control_routes(faults: FaultTable, counters: Counters, tesscut_gauge: InFlightGauge) -> list[Route]:
     """The ``/__fake__/`` routes that let another process drive a running emulator."""
 
     def add_fault(request: Request) -> Response:
@@ -423,7 +547,7 @@ def control_routes(faults: FaultTable, counters: Counters) -> list[Route]:
             return detail_response(400, f"Invalid JSON body: {error}")
         if not isinstance(spec, dict):
             return detail_response(400, "Expected a JSON object")
-        unknown = set(spec) - {"path", "status", "delay_s", "body", "content_type", "times"}
+        unknown = set(spec) - {"path", "status", "delay_s", "body", "content_type", "times", "throttle_bytes_per_s"}
         if unknown:
             return detail_response(400, f"Unknown fault keys: {', '.join(sorted(unknown))}")
         path_glob = spec.pop("path", "*")
@@ -444,9 +568,13 @@ def control_routes(faults: FaultTable, counters: Counters) -> list[Route]:
     def get_counters(request: Request) -> Response:
         return json_response(counters.snapshot())
 
+    def get_tesscut_in_flight(request: Request) -> Response:
+        return json_response(tesscut_gauge.snapshot())
+
     def reset(request: Request) -> Response:
         faults.clear()
         counters.clear()
+        tesscut_gauge.reset()
         return json_response({"reset": True})
 
     return [
@@ -454,14 +582,16 @@ def control_routes(faults: FaultTable, counters: Counters) -> list[Route]:
         route("GET", r"/__fake__/faults/?", "control.faults", list_faults),
         route("DELETE", r"/__fake__/faults/?", "control.faults", clear_faults),
         route("GET", r"/__fake__/counters/?", "control.counters", get_counters),
+        route("GET", r"/__fake__/tesscut/in-flight/?", "control.tesscut", get_tesscut_in_flight),
         route("POST", r"/__fake__/reset/?", "control.reset", reset),
     ]
 
 
 class FakeMast:
-    """A MAST emulator on loopback: ExoMAST v0.1 routes, deterministic data, fault injection and counters.
+    """A MAST emulator on loopback: ExoMAST v0.1, TESScut v0.1 and the Portal's TIC, with faults and counters.
 
     Usage: ``with FakeMast() as mast: httpx.get(mast.exomast_url + "dvdata/tess/214568914/tces/")``.
+    Generated TESScut zips live in a temporary directory owned by the instance and deleted by :meth:`stop`.
     """
 
     def __init__(
@@ -471,15 +601,21 @@ class FakeMast:
         *,
         log_requests: bool = False,
         archive: DvArchive | None = None,
+        tesscut_max_in_flight: int = TESSCUT_MAX_IN_FLIGHT,
+        cutout_cache_entries: int = 64,
+        cutout_cache_bytes: int = 2 << 30,
     ) -> None:
         self.host = host
         self.port = port  # 0 until started: the OS picks; kept afterwards so a restart reuses the same port
         self.log_requests = log_requests
         self._faults = FaultTable()
         self._counters = Counters()
+        self._tesscut_gauge = InFlightGauge(tesscut_max_in_flight)
         self.exomast = ExoMastApi(archive if archive is not None else default_archive())
+        self.tesscut = TesscutApi(CutoutCache(max_entries=cutout_cache_entries, max_bytes=cutout_cache_bytes))
         self.router = Router(self.exomast.routes())
-        self._control_router = Router(control_routes(self._faults, self._counters))
+        self.router.add(*self.tesscut.routes(), *catalog_routes())
+        self._control_router = Router(control_routes(self._faults, self._counters, self._tesscut_gauge))
         self._server: MastHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -500,6 +636,7 @@ class FakeMast:
                 faults=self._faults,
                 counters=self._counters,
                 stopping=self._stopping,
+                gauges=(("tesscut.", self._tesscut_gauge),),
                 log_requests=self.log_requests,
             )
             self.port = server.server_port
@@ -514,7 +651,7 @@ class FakeMast:
         return self
 
     def stop(self) -> None:
-        """Stop serving, hang up open connections and release the port (idempotent)."""
+        """Stop serving, hang up open connections, release the port and delete the cached cutouts (idempotent)."""
         with self._lifecycle_lock:
             server, thread = self._server, self._thread
             self._server = self._thread = None
@@ -526,6 +663,7 @@ class FakeMast:
         server.server_close()
         if thread is not None:
             thread.join(timeout=5)
+        self.tesscut.cache.clear()
 
     @property
     def running(self) -> bool:
@@ -557,6 +695,16 @@ class FakeMast:
         """ExoMAST base URL with the trailing slash, e.g. ``http://127.0.0.1:54321/api/v0.1/``."""
         return self.url + API_PREFIX
 
+    @property
+    def tesscut_url(self) -> str:
+        """TESScut base URL with the trailing slash, e.g. ``http://127.0.0.1:54321/tesscut/api/v0.1/``."""
+        return self.url + TESSCUT_PREFIX
+
+    @property
+    def invoke_url(self) -> str:
+        """The Portal (Mashup) API URL, e.g. ``http://127.0.0.1:54321/api/v0/invoke``."""
+        return self.url + INVOKE_PATH
+
     # -- faults and counters --------------------------------------------------------------------------------
 
     def set_fault(
@@ -568,10 +716,22 @@ class FakeMast:
         body: str | None = None,
         content_type: str | None = None,
         times: int | None = None,
+        throttle_bytes_per_s: float | None = None,
     ) -> None:
-        """Inject a fault into requests whose path (no query) matches the fnmatch pattern ``path_glob``."""
+        """Inject a fault into requests whose path (no query) matches the fnmatch pattern ``path_glob``.
+
+        ``throttle_bytes_per_s`` sends the response body no faster than that rate (headers go out at once).
+        """
         self._faults.add(
-            make_fault(path_glob, status=status, delay_s=delay_s, body=body, content_type=content_type, times=times)
+            make_fault(
+                path_glob,
+                status=status,
+                delay_s=delay_s,
+                body=body,
+                content_type=content_type,
+                times=times,
+                throttle_bytes_per_s=throttle_bytes_per_s,
+            )
         )
 
     def clear_faults(self) -> None:
@@ -590,7 +750,24 @@ class FakeMast:
         """Requests to an endpoint (e.g. ``exomast.table``) or a path; the total if neither is given."""
         return self._counters.count(endpoint=endpoint, path=path)
 
+    def tesscut_in_flight(self) -> int:
+        """TESScut requests being served right now (rejected ones included while they are answered)."""
+        return self._tesscut_gauge.current
+
+    def tesscut_in_flight_max(self) -> int:
+        """The most simultaneous TESScut requests since the last :meth:`reset` (503-rejected ones included)."""
+        return self._tesscut_gauge.high_water
+
+    def cutout_cache_stats(self) -> dict[str, int]:
+        """``{"entries", "bytes", "builds", "hits"}`` of the generated-zip cache."""
+        return self.tesscut.cache.stats()
+
+    def clear_cutout_cache(self) -> None:
+        """Delete every generated zip, so the next request regenerates it."""
+        self.tesscut.cache.clear()
+
     def reset(self) -> None:
-        """Clear faults and counters."""
+        """Clear faults and counters and restart the TESScut in-flight high-water mark (the zip cache stays)."""
         self._faults.clear()
         self._counters.clear()
+        self._tesscut_gauge.reset()
