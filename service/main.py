@@ -16,7 +16,7 @@ from service.deps import Services
 from service.errors import install_error_handlers
 from service.infra.cache import DiskCache
 from service.infra.head import HeadAsGetMiddleware
-from service.infra.threads import Limiters
+from service.infra.threads import Limiters, run_blocking
 from service.schemas import Problem
 from service.services.artifacts import ArtifactStore
 from service.services.cutouts import CutoutService
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     max_attempts=settings.tesscut_max_attempts,
                     backoff_s=settings.tesscut_backoff_s,
                 )
-                app.state.services = Services(
+                services = Services(
                     settings=settings,
                     limiters=limiters,
                     dv=dv,
@@ -110,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     ),
                     jobs=jobs_registry,
                 )
+                await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)
+                app.state.services = services
                 try:
                     yield
                 finally:

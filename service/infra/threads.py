@@ -23,6 +23,12 @@ class Limiters:
         return cls(cpu=CapacityLimiter(cpu_threads), io=CapacityLimiter(io_threads))
 
 
-async def run_blocking(fn: Callable[..., T], *args: object, limiter: CapacityLimiter) -> T:
-    """Run ``fn(*args)`` in a worker thread admitted by ``limiter``."""
-    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+async def run_blocking(
+    fn: Callable[..., T], *args: object, limiter: CapacityLimiter, abandon_on_cancel: bool = False
+) -> T:
+    """Run ``fn(*args)`` in a worker thread admitted by ``limiter``.
+
+    ``abandon_on_cancel`` lets a cancelled caller return at once while the thread finishes on its own; use it
+    only for work whose result may be thrown away (a download at shutdown).
+    """
+    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter, abandon_on_cancel=abandon_on_cancel)

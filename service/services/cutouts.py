@@ -86,6 +86,14 @@ class CutoutService:
         self._ttl_cutout_s = ttl_cutout_s
         self._scratch = cache.directory / "incoming"
 
+    def clear_scratch(self) -> None:
+        """Remove download leftovers of a previous process (blocking; call once at start-up).
+
+        Downloads land in scratch directories and only reach the cache whole; a process killed mid-download
+        leaves its directory behind, and nothing ever serves from there.
+        """
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
     async def sectors(self, ra_deg: float, dec_deg: float) -> list[SectorHit]:
         """Return the sectors/cameras/CCDs that observed a position (cached)."""
         return await self._store.value(

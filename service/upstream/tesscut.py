@@ -134,18 +134,23 @@ class TesscutClient:
             session.mount("https://", adapter)
         return tesscut
 
-    async def _call(self, fn: Callable[[], T], on_start: Callable[[], None] | None = None) -> T:
-        """Run ``fn`` in a TESScut thread, retrying what MAST asks us to retry, within the deadline."""
+    async def _call(self, fn: Callable[[Any], T], on_start: Callable[[], None] | None = None) -> T:
+        """Run ``fn(tesscut)`` in a TESScut thread, retrying what MAST asks us to retry, within the deadline."""
 
         def attempt() -> T:
             if on_start is not None:
                 on_start()
+            tesscut = self._tesscut()
             try:
-                return fn()
+                return fn(tesscut)
             except ServiceError:
                 raise
             except Exception as exc:  # noqa: BLE001 - astroquery raises many kinds; all become ServiceErrors
+                if isinstance(exc, requests.HTTPError) and exc.response is not None:
+                    exc.response.close()  # astroquery raises while its streamed response still holds the socket
                 raise _translate(exc) from exc
+            finally:
+                tesscut._session.close()  # its pooled connections, whatever happened
 
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((UpstreamUnavailable, UpstreamTimeout)),
@@ -156,16 +161,21 @@ class TesscutClient:
         async for try_ in retrying:
             with try_:
                 async with self._starts:
-                    return await run_blocking(attempt, limiter=self._threads)
+                    # Abandoned on cancel (shutdown): a download can take minutes and its result is not wanted.
+                    return await run_blocking(attempt, limiter=self._threads, abandon_on_cancel=True)
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     async def sectors(self, ra_deg: float, dec_deg: float) -> list[SectorHit]:
         """Return every sector/camera/CCD whose FFIs cover the position, sorted."""
 
-        def lookup() -> list[SectorHit]:
+        def lookup(tesscut: Any) -> list[SectorHit]:
             from astropy.coordinates import SkyCoord
+            from astroquery.exceptions import NoResultsWarning
 
-            table = self._tesscut().get_sectors(coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"))
+            try:
+                table = tesscut.get_sectors(coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"))
+            except NoResultsWarning:
+                return []  # astroquery warns when no sector covers the position; where warnings are errors, it raises
             return sorted({SectorHit(int(row["sector"]), int(row["camera"]), int(row["ccd"])) for row in table})
 
         return await self._call(lookup)
@@ -185,14 +195,18 @@ class TesscutClient:
         there. ``directory`` must be this call's own: astroquery names the zip after the current second.
         """
 
-        def fetch() -> list[Path]:
+        def fetch(tesscut: Any) -> list[Path]:
             from astropy.coordinates import SkyCoord
+            from astroquery.exceptions import NoResultsWarning
 
             for stale in directory.iterdir():  # a retried attempt starts clean
                 stale.unlink()
-            table = self._tesscut().download_cutouts(
-                coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"), size=size_px, sector=sector, path=str(directory)
-            )
+            try:
+                table = tesscut.download_cutouts(
+                    coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"), size=size_px, sector=sector, path=str(directory)
+                )
+            except NoResultsWarning:
+                table = []  # TESScut's 200 + {"msg"}: no FFIs there (raised where warnings are errors)
             paths = [Path(str(p)) for p in table["Local Path"]] if len(table) else []
             fits_paths = [p for p in paths if p.suffix == ".fits"]
             if not fits_paths:
