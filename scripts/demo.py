@@ -30,6 +30,16 @@ EXAMPLES = [
         f"  curl -s -OJ -H 'Accept: application/fits' '{SERVICE}/tic/214568914/tces/TCE_1/lightcurve'",
     ),
     ("Ask twice and watch X-Cache go MISS -> HIT", f"curl -sI {SERVICE}/tic/100100827/tces | grep -i x-cache"),
+    ("The sectors that observed it (TESScut)", f"curl -s {SERVICE}/tic/214568914/sectors"),
+    (
+        "Its 50x50 FFI cutout for sector 1: a summary, then the target pixel file",
+        f"curl -s '{SERVICE}/tic/214568914/cutout?sector=1&format=json'\n"
+        f"  curl -s -OJ '{SERVICE}/tic/214568914/cutout?sector=1'",
+    ),
+    (
+        "A cutout that is not cached, without waiting: 202 and a job to poll at Location",
+        f"curl -si '{SERVICE}/cutout?ra=63.37389&dec=-69.226789&sector=2&size=30&wait=0' | grep -iE '^(HTTP|location)'",
+    ),
     ("An ambiguous short TCE id (409 problem)", f"curl -s {SERVICE}/tic/100100827/tces/TCE_1"),
     ("Browse the API", f"open {SERVICE}/docs"),
 ]

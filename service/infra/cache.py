@@ -21,7 +21,7 @@ import orjson
 INLINE_MAX_BYTES = 64 * 1024
 # Payloads up to this size are read whole when fetched (one thread hop); larger ones are streamed.
 READ_WHOLE_MAX_BYTES = 1024 * 1024
-STREAM_CHUNK_BYTES = 256 * 1024
+STREAM_CHUNK_BYTES = 1024 * 1024
 
 
 def _etag(digest: hashlib._Hash) -> str:

@@ -59,8 +59,9 @@ def sectors_json(hits: list[SectorHit]) -> list[dict[str, Any]]:
     return [{"sector": h.sector, "camera": h.camera, "ccd": h.ccd, "name": h.name} for h in hits]
 
 
-def _directory_bytes(directory: Path) -> int:
-    return sum(entry.stat().st_size for entry in directory.iterdir() if entry.is_file())
+def _zip_bytes(directory: Path) -> int:
+    """Return the bytes received from TESScut so far: the size of the zip being downloaded."""
+    return sum(entry.stat().st_size for entry in directory.glob("*.zip"))
 
 
 class CutoutService:
@@ -158,7 +159,7 @@ class CutoutService:
         # The scratch directory sits beside the cache, on the same disk; it is removed whatever happens, so a
         # failed or interrupted download never leaves a file that could be served.
         directory = Path(tempfile.mkdtemp(prefix="cutout-", dir=self._scratch))
-        job.progress = lambda: _directory_bytes(directory)
+        job.progress = lambda: _zip_bytes(directory)
         try:
             target = plan.target
             paths = await self._tesscut.download(
@@ -169,9 +170,10 @@ class CutoutService:
                 directory,
                 on_start=lambda: job.mark("running"),
             )
+            job.received()
             await run_blocking(self._finish, plan, paths, limiter=self._limiters.cpu)
         finally:
-            job.bytes_received = max(job.bytes_received, _safe_bytes(directory))
+            job.received()  # the final count, while the zip is still there
             shutil.rmtree(directory, ignore_errors=True)
 
     def _finish(self, plan: CutoutPlan, paths: list[Path]) -> None:
@@ -220,10 +222,3 @@ class CutoutService:
             f"tic{plan.target.tic_id}" if plan.target.tic_id else f"{plan.target.ra_deg:.6f}_{plan.target.dec_deg:.6f}"
         )
         return f"{who}_{hit.name}_{plan.size_px}x{plan.size_px}_astrocut.fits"
-
-
-def _safe_bytes(directory: Path) -> int:
-    try:
-        return _directory_bytes(directory)
-    except OSError:
-        return 0

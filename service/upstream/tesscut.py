@@ -8,6 +8,7 @@ exponential backoff and jitter (tenacity) within one overall deadline.
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +97,26 @@ def _translate(exc: Exception) -> ServiceError:
             f"TESScut sent a cutout that cannot be read ({type(exc).__name__}).", upstream=UPSTREAM
         )
     return BadUpstreamResponse(f"TESScut's answer could not be used ({type(exc).__name__}: {exc}).", upstream=UPSTREAM)
+
+
+def extract_tpfs(zip_path: Path, directory: Path) -> list[Path]:
+    """Unzip the target pixel files next to the zip (streamed, member by member) and return their paths.
+
+    Member names come from the upstream, so only their base names are used: nothing lands outside ``directory``.
+    """
+    paths = []
+    with zipfile.ZipFile(zip_path) as archive:
+        for member in archive.infolist():
+            name = Path(member.filename).name
+            if member.is_dir() or not name.endswith(".fits"):
+                continue
+            target = directory / name
+            with archive.open(member) as source, target.open("wb") as sink:
+                shutil.copyfileobj(source, sink, 1024 * 1024)
+            paths.append(target)
+    if not paths:
+        raise BadUpstreamResponse("TESScut's zip holds no FITS file.", upstream=UPSTREAM)
+    return paths
 
 
 class TesscutClient:
@@ -191,8 +212,8 @@ class TesscutClient:
     ) -> list[Path]:
         """Download the cutout(s) of one sector into ``directory`` and return the TPF paths.
 
-        astroquery streams the zip to ``directory`` (so its growing size is the download's progress) and unzips it
-        there. ``directory`` must be this call's own: astroquery names the zip after the current second.
+        astroquery streams the zip to ``directory`` (so the size of ``*.zip`` there is the download's progress); we
+        unzip it there. ``directory`` must be this call's own: astroquery names the zip after the current second.
         """
 
         def fetch(tesscut: Any) -> list[Path]:
@@ -202,15 +223,19 @@ class TesscutClient:
             for stale in directory.iterdir():  # a retried attempt starts clean
                 stale.unlink()
             try:
+                # inflate=False: we unzip ourselves, so the zip's size is exactly what MAST sent.
                 table = tesscut.download_cutouts(
-                    coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"), size=size_px, sector=sector, path=str(directory)
+                    coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"),
+                    size=size_px,
+                    sector=sector,
+                    path=str(directory),
+                    inflate=False,
                 )
             except NoResultsWarning:
                 table = []  # TESScut's 200 + {"msg"}: no FFIs there (raised where warnings are errors)
-            paths = [Path(str(p)) for p in table["Local Path"]] if len(table) else []
-            fits_paths = [p for p in paths if p.suffix == ".fits"]
-            if not fits_paths:
+            zips = [Path(str(p)) for p in table["Local Path"]] if len(table) else []
+            if not zips:
                 raise NotFound(f"TESScut has no FFIs covering RA {ra_deg}, Dec {dec_deg} in sector {sector}.")
-            return fits_paths
+            return extract_tpfs(zips[0], directory)
 
         return await self._call(fetch, on_start)

@@ -128,6 +128,8 @@ async def test_slow_cutout_answers_202_then_the_job_delivers(client, mast):
     assert job["result_url"] == f"{WEIRD_CUTOUT}?sector=1"
     result = await client.get(job["result_url"])
     assert result.status_code == 200 and result.headers["x-cache"] == "HIT"
+    # What arrived from MAST was the zip, smaller than the FITS inside it.
+    assert 0 < job["bytes_received"] < len(result.content)
 
 
 async def test_a_job_finishes_after_its_client_went_away(client, mast):
