@@ -11,6 +11,7 @@ from service.infra.threads import Limiters
 from service.services.cutouts import CutoutService
 from service.services.dv import DvService
 from service.services.jobs import JobRegistry
+from service.services.renders import RenderService
 from service.services.targets import TargetResolver
 from service.settings import Settings
 
@@ -25,6 +26,7 @@ class Services:
     targets: TargetResolver
     cutouts: CutoutService
     jobs: JobRegistry
+    renders: RenderService
 
 
 def get_services(request: Request) -> Services:

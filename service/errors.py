@@ -5,6 +5,7 @@ ServiceError (500)
 ├── Conflict (409)            a short TCE id that matches several TCEs
 ├── NotAcceptable (406)       an Accept header we cannot satisfy
 ├── InvalidRequest (422)      bad parameters, request validation included
+├── InsufficientStorage (507) a result larger than the cache may hold
 └── UpstreamError (502)       MAST misbehaved; `retryable` says whether trying again can help
     ├── BadUpstreamResponse (502)
     ├── UpstreamUnavailable (503)
@@ -69,6 +70,12 @@ class InvalidRequest(ServiceError):
     """A parameter is malformed or out of range."""
 
     status, title, slug = 422, "Invalid request", "invalid-request"
+
+
+class InsufficientStorage(ServiceError):
+    """The result cannot be kept in the cache (it is larger than the cache allows)."""
+
+    status, title, slug = 507, "Insufficient storage", "insufficient-storage"
 
 
 class UpstreamError(ServiceError):

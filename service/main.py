@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service import __version__
-from service.api import cutouts, health, jobs, lightcurves, tces
+from service.api import cutouts, health, jobs, lightcurves, movies, tces
 from service.deps import Services
 from service.errors import install_error_handlers
 from service.infra.cache import DiskCache
@@ -22,6 +22,7 @@ from service.services.artifacts import ArtifactStore
 from service.services.cutouts import CutoutService
 from service.services.dv import DvService
 from service.services.jobs import JobRegistry
+from service.services.renders import RenderService
 from service.services.targets import TargetResolver
 from service.settings import Settings, get_settings
 from service.upstream.catalogs import TicCatalogClient
@@ -55,13 +56,23 @@ def _http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+def _quiet_astroquery() -> None:
+    """Silence astroquery's line per download ("Downloading URL ... [Done]"): we log what matters."""
+    from astroquery import log as astroquery_log
+
+    astroquery_log.setLevel("WARNING")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; the lifespan opens the HTTP client and the cache, and closes them."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limiters = Limiters.create(cpu_threads=settings.cpu_threads, io_threads=settings.io_threads)
+        _quiet_astroquery()
+        limiters = Limiters.create(
+            cpu_threads=settings.cpu_threads, io_threads=settings.io_threads, render_threads=settings.render_threads
+        )
         cache = DiskCache(settings.cache_dir, size_limit_bytes=settings.cache_size_limit_mb * 1024 * 1024)
         store = ArtifactStore(cache, limiters)
         jobs_registry = JobRegistry(keep_s=settings.job_keep_s)
@@ -94,27 +105,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     max_attempts=settings.tesscut_max_attempts,
                     backoff_s=settings.tesscut_backoff_s,
                 )
+                cutout_service = CutoutService(
+                    store,
+                    cache,
+                    tesscut,
+                    jobs_registry,
+                    limiters,
+                    ttl_sectors_s=settings.ttl_sectors_s,
+                    ttl_cutout_s=settings.ttl_cutout_s,
+                )
                 services = Services(
                     settings=settings,
                     limiters=limiters,
                     dv=dv,
                     targets=TargetResolver(store, dv, catalog, ttl_s=settings.ttl_sectors_s),
-                    cutouts=CutoutService(
+                    cutouts=cutout_service,
+                    jobs=jobs_registry,
+                    renders=RenderService(
                         store,
-                        cache,
-                        tesscut,
+                        dv,
+                        cutout_service,
                         jobs_registry,
                         limiters,
-                        ttl_sectors_s=settings.ttl_sectors_s,
-                        ttl_cutout_s=settings.ttl_cutout_s,
+                        ttl_s=settings.ttl_cutout_s,
+                        max_frames=settings.movie_max_frames,
+                        max_output_bytes=settings.movie_max_output_mb * 1024 * 1024,
                     ),
-                    jobs=jobs_registry,
                 )
                 await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)
                 app.state.services = services
                 try:
                     yield
                 finally:
+                    tesscut.close()
                     await jobs_registry.shutdown()
         finally:
             cache.close()
@@ -130,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tces.router)
     app.include_router(lightcurves.router)
     app.include_router(cutouts.router)
+    app.include_router(movies.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -280,3 +280,6 @@ class JobView(BaseModel):
     bytes_received: int = Field(description="Bytes received from MAST so far.")
     result_url: str | None = Field(description="Where the result is served from the cache, once done.")
     problem: dict[str, Any] | None = Field(None, description="The problem document, when failed.")
+    then: str | None = Field(
+        None, description="In a 202 answer: the URL that will serve this request's result once the job is done."
+    )

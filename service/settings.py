@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     job_wait_default_s: float = Field(60.0, ge=0, description="How long a cutout request waits before 202.")
     job_keep_s: int = Field(3600, ge=60, description="How long finished jobs stay visible at /jobs/{id}.")
 
+    render_threads: int = Field(2, ge=1, description="Worker threads that render PNGs and movies.")
+    movie_max_frames: int = Field(2000, ge=1, description="Most frames one movie may hold.")
+    movie_max_output_mb: int = Field(
+        256, ge=1, description="Largest movie (frames × pixels) one request may make, MiB."
+    )
+
     cpu_threads: int = Field(2, ge=1, description="Worker threads for parsing and serialising (CPU work).")
     io_threads: int = Field(8, ge=1, description="Worker threads for disk-cache I/O.")
 

@@ -6,8 +6,10 @@ Blocking (FITS I/O); call from worker threads. Handles both the current astrocut
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -88,3 +90,58 @@ def describe_tpf(source: Path | BinaryIO, ra_deg: float, dec_deg: float) -> dict
             "ticid": primary.get("TICID") if isinstance(primary.get("TICID"), int) else None,
             "tessmag": primary.get("TESSMAG") or None,
         }
+
+
+@dataclass(frozen=True)
+class FrameWindow:
+    """The frames of a cutout between two times, with what a movie needs to annotate them."""
+
+    flux: np.ndarray  # (n, ny, nx) e-/s; row 0 is the bottom of the image, as in FITS
+    time_btjd: np.ndarray
+    cadence: np.ndarray  # CADENCENO, or the frame index where TESScut writes 0
+    quality: np.ndarray
+    target_xy: tuple[float, float] | None
+    sector_range_btjd: tuple[float, float]
+
+
+class WindowOutsideSector(ValueError):
+    """The requested window is not inside the cutout's time range."""
+
+
+def read_window(
+    source: BinaryIO | Path, ra_deg: float, dec_deg: float, start_btjd: float, end_btjd: float, max_frames: int
+) -> FrameWindow:
+    """Return the frames from the one nearest ``start`` to the one nearest ``end``, inclusive (the tutorial's rule).
+
+    Only those rows are read. Raises `WindowOutsideSector` when the window is not within the cutout's time range
+    (one cadence of slack at each end) and `ValueError` when it holds more than ``max_frames`` frames.
+    """
+    # memmap on files (a path or a real file handle): only the rows read are paged in, however big the cutout.
+    with fits.open(source, memmap=not isinstance(source, io.BytesIO), lazy_load_hdus=True) as hdus:
+        pixels = hdus["PIXELS"].data
+        time = np.asarray(pixels["TIME"], dtype=float)
+        finite = np.isfinite(time)
+        first, last = float(time[finite].min()), float(time[finite].max())
+        slack = float(np.median(np.diff(time[finite]))) if finite.sum() > 1 else 0.0
+        if start_btjd < first - slack or end_btjd > last + slack:
+            raise WindowOutsideSector(
+                f"BTJD {start_btjd}–{end_btjd} is not within this sector's frames, BTJD {first:.4f}–{last:.4f}."
+            )
+        searchable = np.where(finite, time, np.inf)
+        begin = int(np.argmin(np.abs(searchable - start_btjd)))
+        end = int(np.argmin(np.abs(searchable - end_btjd)))
+        count = end - begin + 1
+        if count > max_frames:
+            raise ValueError(f"BTJD {start_btjd}–{end_btjd} holds {count} frames, more than the {max_frames} allowed.")
+        rows = slice(begin, end + 1)
+        cadence = np.asarray(pixels["CADENCENO"][rows], dtype=np.int64)
+        if not cadence.any():
+            cadence = np.arange(begin, end + 1, dtype=np.int64)
+        return FrameWindow(
+            flux=np.array(pixels["FLUX"][rows], dtype=np.float32),
+            time_btjd=time[rows].copy(),
+            cadence=cadence,
+            quality=np.asarray(pixels["QUALITY"][rows], dtype=np.int64),
+            target_xy=target_pixel(hdus, ra_deg, dec_deg),
+            sector_range_btjd=(first, last),
+        )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
+from service.api.jobflow import answer_from_cache_or_job, result_url
 from service.api.negotiation import negotiate
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import ServicesDep, TicIdDep
+from service.errors import InvalidRequest
 from service.infra.http_cache import cached_response
 from service.schemas import CutoutSummary, JobView, SectorList
 from service.services.cutouts import CutoutFormat
@@ -114,11 +114,6 @@ CUTOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _result_url(request: Request) -> str:
-    query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "wait")
-    return request.url.path + (f"?{query}" if query else "")
-
-
 async def _serve_cutout(
     request: Request,
     services: ServicesDep,
@@ -127,26 +122,21 @@ async def _serve_cutout(
     sector: int | None,
     fmt: CutoutFormat,
     wait: float | None,
+    negotiated: bool,
 ) -> Response:
     cutouts = services.cutouts
     plan = await cutouts.plan(target, size, sector)
-    ready = await cutouts.cached(plan, fmt)
-    if ready is None:
-        job = cutouts.start(plan, _result_url(request))
-        assert job.task is not None
-        wait_s = services.settings.job_wait_default_s if wait is None else wait
-        if wait_s > 0:
-            # asyncio.wait never cancels the job: it keeps running when this request times out or goes away.
-            await asyncio.wait({job.task}, timeout=wait_s)
-        if job.status not in ("done", "failed"):
-            return Response(
-                orjson.dumps(job.as_json()),
-                status_code=202,
-                media_type="application/json",
-                headers={"Location": f"/jobs/{job.id}", "Retry-After": "2", "Cache-Control": "no-store"},
-            )
-        ready = await cutouts.after_job(plan, job, fmt)
-    return cached_response(request, ready.body, hit=ready.hit, limiters=services.limiters, immutable=plan.sector_pinned)
+    return await answer_from_cache_or_job(
+        request,
+        services,
+        cached=lambda: cutouts.cached(plan, fmt),
+        start=lambda: cutouts.start(plan, result_url(request)),
+        finished=lambda job: cutouts.after_job(plan, job, fmt),
+        wait_s=wait,
+        immutable=plan.sector_pinned,
+        vary="Accept" if negotiated else None,
+        max_age_cap_s=None if plan.sector_pinned else services.settings.ttl_sectors_s,
+    )
 
 
 @router.get(
@@ -181,15 +171,14 @@ async def sectors_of_tic(
     dec: OptionalDec = None,
 ) -> Response:
     """List the sectors that observed a TIC."""
-    target = await services.targets.for_tic(tic_id, *_explicit_position(ra, dec))
+    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
     extra = {"tic_id": tic_id, "position_source": target.source}
     body, hit = await services.cutouts.sectors_response(target, extra)
     return cached_response(request, body, hit=hit, limiters=services.limiters)
 
 
-def _explicit_position(ra: float | None, dec: float | None) -> tuple[float | None, float | None]:
-    from service.errors import InvalidRequest
-
+def explicit_position(ra: float | None, dec: float | None) -> tuple[float | None, float | None]:
+    """Return an explicit position, refusing half of one."""
     if (ra is None) != (dec is None):
         raise InvalidRequest("Give both ra and dec, or neither (the TIC's own position is used).")
     return ra, dec
@@ -216,8 +205,17 @@ async def cutout_at(
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Serve an FFI cutout at a position."""
-    fmt = negotiate(format, accept, CUTOUT_FORMATS)
-    return await _serve_cutout(request, services, Target(ra, dec), size, sector, fmt, wait)  # type: ignore[arg-type]
+    fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
+    return await _serve_cutout(
+        request,
+        services,
+        Target(ra, dec),
+        size,
+        sector,
+        fmt,
+        wait,
+        format is None,
+    )
 
 
 @router.get(
@@ -241,6 +239,15 @@ async def cutout_of_tic(
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Serve an FFI cutout around a TIC."""
-    fmt = negotiate(format, accept, CUTOUT_FORMATS)
-    target = await services.targets.for_tic(tic_id, *_explicit_position(ra, dec))
-    return await _serve_cutout(request, services, target, size, sector, fmt, wait)  # type: ignore[arg-type]
+    fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
+    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
+    return await _serve_cutout(
+        request,
+        services,
+        target,
+        size,
+        sector,
+        fmt,
+        wait,
+        format is None,
+    )

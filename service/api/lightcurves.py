@@ -1,5 +1,6 @@
 """DV light curves as JSON, CSV or FITS."""
 
+import math
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -14,6 +15,7 @@ from service.infra.http_cache import cached_response
 from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE, FITS_MEDIA_TYPE, JSON_MEDIA_TYPE
 from service.schemas import LightCurve
 from service.services.dv import LightCurveQuery
+from service.services.renders import LightCurvePlot
 
 router = APIRouter(tags=["Data Validation"])
 
@@ -102,3 +104,99 @@ async def get_lightcurve(
     body, hit = await services.dv.lightcurve_response(query)
     vary = None if format is not None else "Accept"
     return cached_response(request, body, hit=hit, limiters=services.limiters, vary=vary)
+
+
+def _parse_highlight(highlight: str | None) -> tuple[float, float] | None:
+    if highlight is None:
+        return None
+    try:
+        first, second = (float(part) for part in highlight.split(","))
+    except ValueError as exc:
+        raise InvalidRequest(f"highlight '{highlight}' must be two BTJD times, start,end (e.g. 1334,1335).") from exc
+    if not (math.isfinite(first) and math.isfinite(second)) or first > second:
+        raise InvalidRequest(f"highlight '{highlight}' must be two finite BTJD times, start before end.")
+    return first, second
+
+
+@router.get(
+    "/tic/{tic_id}/tces/{tce_id}/lightcurve.png",
+    summary="Plot a TCE's DV light curve",
+    description="The detrended light curve against phase (default, with the transit model over it) or against "
+    "time (BTJD; gaps shown as gaps), as a PNG. `start`/`end` zoom to a time window; `highlight=start,end` "
+    "shades one. Rendered once, then served from the cache.",
+    response_class=Response,
+    responses={
+        200: {"description": "The plot.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(404, 409, 422, *UPSTREAM_PROBLEMS),
+    },
+)
+async def get_lightcurve_png(
+    request: Request,
+    tic_id: TicIdDep,
+    tce_id: TceIdPath,
+    services: ServicesDep,
+    x: Annotated[
+        Literal["phase", "time"],
+        Query(
+            description="Horizontal axis: `phase` (folded at the TCE's period) or `time` (BTJD).",
+            openapi_examples={"time": {"summary": "Against time", "value": "time"}},
+        ),
+    ] = "phase",
+    start: Annotated[
+        float | None,
+        Query(
+            allow_inf_nan=False,
+            description="Plot only rows with TIME >= start (BTJD).",
+            openapi_examples={"dip": {"summary": "Zoom on the dip", "value": 1333.5}},
+        ),
+    ] = None,
+    end: Annotated[
+        float | None,
+        Query(
+            allow_inf_nan=False,
+            description="Plot only rows with TIME <= end (BTJD).",
+            openapi_examples={"dip": {"summary": "Zoom on the dip", "value": 1335.5}},
+        ),
+    ] = None,
+    highlight: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="A BTJD window to shade, `start,end`.",
+            openapi_examples={"dip": {"summary": "The movie's window", "value": "1334,1335"}},
+        ),
+    ] = None,
+    width: Annotated[
+        int,
+        Query(
+            ge=200,
+            le=3000,
+            description="Width in pixels.",
+            openapi_examples={"w": {"summary": "1000 px", "value": 1000}},
+        ),
+    ] = 1000,
+    height: Annotated[
+        int,
+        Query(
+            ge=150,
+            le=2000,
+            description="Height in pixels.",
+            openapi_examples={"h": {"summary": "500 px", "value": 500}},
+        ),
+    ] = 500,
+    dpi: Annotated[
+        int,
+        Query(
+            ge=50,
+            le=300,
+            description="Dots per inch (text size).",
+            openapi_examples={"d": {"summary": "100", "value": 100}},
+        ),
+    ] = 100,
+) -> Response:
+    """Serve a plot of a TCE's DV light curve."""
+    if start is not None and end is not None and start > end:
+        raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
+    plot = LightCurvePlot(x, start, end, _parse_highlight(highlight), width, height, dpi)
+    body, hit = await services.renders.lightcurve_png(tic_id, tce_id, plot)
+    return cached_response(request, body, hit=hit, limiters=services.limiters)

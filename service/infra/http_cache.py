@@ -40,15 +40,19 @@ def cached_response(
     limiters: Limiters,
     vary: str | None = None,
     immutable: bool = False,
+    max_age_cap_s: int | None = None,
 ) -> Response:
     """Answer ``request`` with ``body``: 304 when the client's copy is current, else the payload.
 
-    ``immutable`` marks answers that can never change for this URL (e.g. a cutout of a named sector).
+    ``immutable`` marks answers that can never change for this URL (e.g. a cutout of a named sector);
+    ``max_age_cap_s`` shortens client caching of answers that depend on something fresher than the entry (e.g.
+    "the latest sector", which changes when the sector list does).
     """
     meta = body.meta
+    max_age = meta.max_age_s() if max_age_cap_s is None else min(meta.max_age_s(), max_age_cap_s)
     headers = {
         "ETag": meta.etag,
-        "Cache-Control": f"public, max-age={meta.max_age_s()}" + (", immutable" if immutable else ""),
+        "Cache-Control": f"public, max-age={max_age}" + (", immutable" if immutable else ""),
         "X-Cache": "HIT" if hit else "MISS",
         **meta.headers,
     }

@@ -16,11 +16,14 @@ class Limiters:
 
     cpu: CapacityLimiter
     io: CapacityLimiter
+    render: CapacityLimiter
 
     @classmethod
-    def create(cls, *, cpu_threads: int, io_threads: int) -> "Limiters":
+    def create(cls, *, cpu_threads: int, io_threads: int, render_threads: int = 1) -> "Limiters":
         """Build the limiters; call inside the event loop (the lifespan)."""
-        return cls(cpu=CapacityLimiter(cpu_threads), io=CapacityLimiter(io_threads))
+        return cls(
+            cpu=CapacityLimiter(cpu_threads), io=CapacityLimiter(io_threads), render=CapacityLimiter(render_threads)
+        )
 
 
 async def run_blocking(

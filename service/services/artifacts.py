@@ -27,6 +27,14 @@ class Artifact:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Ready:
+    """An answer that is in the cache, and whether this request found it there."""
+
+    body: CachedBody
+    hit: bool
+
+
 class ArtifactStore:
     """Double-checked caching: cache get → single-flight(key) → cache get again → produce → cache put.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -10,10 +11,10 @@ from typing import Any, Literal
 
 import orjson
 
-from service.errors import NotFound, ServiceError
+from service.errors import BadUpstreamResponse, InsufficientStorage, NotFound
 from service.infra.cache import CachedBody, DiskCache
 from service.infra.threads import Limiters, run_blocking
-from service.services.artifacts import Artifact, ArtifactStore
+from service.services.artifacts import Artifact, ArtifactStore, Ready
 from service.services.jobs import Job, JobRegistry
 from service.services.targets import Target
 from service.tpf import contains_target, describe_tpf, stamp_tic
@@ -45,13 +46,15 @@ class CutoutPlan:
         return self.fits_key + ":summary"
 
 
-@dataclass(frozen=True)
-class Ready:
-    """A cutout answer that is in the cache."""
+# TESS sectors follow each other every ~27.4 days from sector 1 (BTJD 1325.3); the real schedule drifts from this by
+# a few days over the years, far less than the time between two sectors that observed the same star.
+SECTOR_1_START_BTJD = 1325.3
+SECTOR_SPACING_DAYS = 27.4
 
-    body: CachedBody
-    hit: bool
-    plan: CutoutPlan
+
+def estimated_sector_middle_btjd(sector: int) -> float:
+    """Return the approximate middle of a sector in BTJD (for choosing a sector by time; verified afterwards)."""
+    return SECTOR_1_START_BTJD + (sector - 1) * SECTOR_SPACING_DAYS + SECTOR_SPACING_DAYS / 2
 
 
 def sectors_json(hits: list[SectorHit]) -> list[dict[str, Any]]:
@@ -117,6 +120,12 @@ class CutoutService:
 
     async def plan(self, target: Target, size_px: int, sector: int | None) -> CutoutPlan:
         """Choose the sector (the requested one, else the latest) and its candidate CCDs; 404 when none."""
+        return (await self.plan_with_sectors(target, size_px, sector))[0]
+
+    async def plan_with_sectors(
+        self, target: Target, size_px: int, sector: int | None
+    ) -> tuple[CutoutPlan, list[SectorHit]]:
+        """Like `plan`, also returning every sector/camera/CCD that observed the target."""
         hits = await self.sectors(target.ra_deg, target.dec_deg)
         where = f"RA {target.ra_deg}, Dec {target.dec_deg}" + (f" (TIC {target.tic_id})" if target.tic_id else "")
         if not hits:
@@ -129,13 +138,42 @@ class CutoutService:
                 extensions={"sectors": observed},
             )
         candidates = tuple(h for h in hits if h.sector == chosen)
-        return CutoutPlan(target, size_px, chosen, candidates, sector_pinned=sector is not None)
+        return CutoutPlan(target, size_px, chosen, candidates, sector_pinned=sector is not None), hits
 
     async def cached(self, plan: CutoutPlan, fmt: CutoutFormat) -> Ready | None:
         """Return the cached answer for ``plan`` in ``fmt``, or None."""
         key = plan.fits_key if fmt == "fits" else plan.summary_key
         body = await self._store.get_fresh(key)
-        return Ready(body, True, plan) if body is not None else None
+        return Ready(body, True) if body is not None else None
+
+    def window_plan(
+        self, plan: CutoutPlan, start_btjd: float, end_btjd: float, observed: list[SectorHit]
+    ) -> CutoutPlan:
+        """Return ``plan`` moved to the observed sector whose (estimated) time span is nearest the window."""
+        if plan.sector_pinned:
+            return plan
+        middle = (start_btjd + end_btjd) / 2
+        sector = min({h.sector for h in observed}, key=lambda s: abs(estimated_sector_middle_btjd(s) - middle))
+        return CutoutPlan(plan.target, plan.size_px, sector, tuple(h for h in observed if h.sector == sector), False)
+
+    async def is_cached(self, plan: CutoutPlan) -> bool:
+        """Return whether the FITS of ``plan`` is in the cache now."""
+        ready = await self.cached(plan, "fits")
+        if ready is None:
+            return False
+        ready.body.close()
+        return True
+
+    async def ensure(self, plan: CutoutPlan, result_url: str) -> CachedBody:
+        """Return the cached FITS of ``plan``, waiting for (or starting) the job that makes it."""
+        ready = await self.cached(plan, "fits")
+        if ready is not None:
+            return ready.body
+        job = self.start(plan, result_url)
+        assert job.task is not None
+        # Shielded: if our caller is cancelled, the cutout job (maybe shared with others) must go on.
+        await asyncio.shield(job.task)
+        return (await self.after_job(plan, job, "fits")).body
 
     def start(self, plan: CutoutPlan, result_url: str) -> Job:
         """Return the job that puts ``plan``'s cutout in the cache (an existing one when it is running)."""
@@ -147,18 +185,23 @@ class CutoutService:
             raise job.error
         ready = await self.cached(plan, fmt)
         if ready is None:
-            raise ServiceError(
-                "The cutout was made but is no longer in the cache (the cache is too small for it); "
-                "raise TESS_SERVICE_CACHE_SIZE_LIMIT_MB."
+            raise InsufficientStorage(
+                "The cutout was made but the cache could not keep it (it is too small for cutouts this large); "
+                "ask for a smaller size=, or the operator can raise TESS_SERVICE_CACHE_SIZE_LIMIT_MB."
             )
-        return Ready(ready.body, False, plan)
+        return Ready(ready.body, False)
+
+    def _new_scratch(self) -> Path:
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="cutout-", dir=self._scratch))
 
     async def _fetch(self, plan: CutoutPlan, job: Job) -> None:
         """Download, choose the file with the target, stamp the TIC, and cache the FITS and its summary."""
-        self._scratch.mkdir(parents=True, exist_ok=True)
+        if await self.is_cached(plan):
+            return  # stored by a job that ended between this request's cache check and now
         # The scratch directory sits beside the cache, on the same disk; it is removed whatever happens, so a
         # failed or interrupted download never leaves a file that could be served.
-        directory = Path(tempfile.mkdtemp(prefix="cutout-", dir=self._scratch))
+        directory = await run_blocking(self._new_scratch, limiter=self._limiters.io)
         job.progress = lambda: _zip_bytes(directory)
         try:
             target = plan.target
@@ -171,22 +214,29 @@ class CutoutService:
                 on_start=lambda: job.mark("running"),
             )
             job.received()
-            await run_blocking(self._finish, plan, paths, limiter=self._limiters.cpu)
+            await run_blocking(self._finish, plan, paths, limiter=self._limiters.io)
         finally:
             job.received()  # the final count, while the zip is still there
-            shutil.rmtree(directory, ignore_errors=True)
+            await run_blocking(shutil.rmtree, directory, True, limiter=self._limiters.io)
 
     def _finish(self, plan: CutoutPlan, paths: list[Path]) -> None:
         target = plan.target
-        chosen = next((p for p in paths if contains_target(p, target.ra_deg, target.dec_deg)), paths[0])
+        try:
+            chosen = next((p for p in paths if contains_target(p, target.ra_deg, target.dec_deg)), paths[0])
+            if target.tic_id is not None:
+                stamp_tic(chosen, target.tic_id, target.tessmag)
+            summary = describe_tpf(chosen, target.ra_deg, target.dec_deg)
+        except (OSError, KeyError, TypeError, ValueError, IndexError) as exc:
+            # Not a target pixel file we can read: a broken upstream answer, never cached.
+            raise BadUpstreamResponse(
+                f"TESScut sent a file that is not a readable target pixel file ({type(exc).__name__}).",
+                upstream="TESScut",
+            ) from exc
         note = None
         if len(paths) > 1:
-            others = ", ".join(p.name for p in paths if p != chosen)
-            note = f"TESScut returned {len(paths)} files for sector {plan.sector}; served {chosen.name}, which "
-            note += f"contains the target (also returned: {others})."
-        if target.tic_id is not None:
-            stamp_tic(chosen, target.tic_id, target.tessmag)
-        summary = describe_tpf(chosen, target.ra_deg, target.dec_deg)
+            others = ", ".join(_safe_name(p) for p in paths if p != chosen)
+            note = f"TESScut returned {len(paths)} files for sector {plan.sector}; served {_safe_name(chosen)}, "
+            note += f"which contains the target (also returned: {others})."
         candidate = next(
             (c for c in plan.candidates if chosen.name.startswith(c.name)),
             plan.candidates[0],
@@ -222,3 +272,8 @@ class CutoutService:
             f"tic{plan.target.tic_id}" if plan.target.tic_id else f"{plan.target.ra_deg:.6f}_{plan.target.dec_deg:.6f}"
         )
         return f"{who}_{hit.name}_{plan.size_px}x{plan.size_px}_astrocut.fits"
+
+
+def _safe_name(path: Path) -> str:
+    """Return an upstream file name fit for a header: printable ASCII only (others become '?')."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in path.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,7 +34,14 @@ class Target:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _first_number(*values: Any) -> float | None:
+    """Return the first value that is a finite number (0.0 included)."""
+    return next((n for n in map(_number, values) if n is not None), None)
 
 
 class TargetResolver:
@@ -51,9 +59,9 @@ class TargetResolver:
             headers = await self._dv.headers(tic_id, refs[0])
         except (NotFound, UpstreamError):
             return None  # no TCEs, or ExoMAST is down: the catalog can still place the star
-        ra = _number(headers.data.get("RA_OBJ")) or _number(headers.primary.get("RA_OBJ"))
-        dec = _number(headers.data.get("DEC_OBJ")) or _number(headers.primary.get("DEC_OBJ"))
-        if ra is None or dec is None:
+        ra = _first_number(headers.data.get("RA_OBJ"), headers.primary.get("RA_OBJ"))
+        dec = _first_number(headers.data.get("DEC_OBJ"), headers.primary.get("DEC_OBJ"))
+        if ra is None or dec is None or not (0 <= ra < 360 and -90 <= dec <= 90):
             return None
         return Target(ra, dec, tic_id, _number(headers.primary.get("TESSMAG")), "dv")
 
@@ -72,9 +80,14 @@ class TargetResolver:
 
     async def for_tic(self, tic_id: int, ra_deg: float | None = None, dec_deg: float | None = None) -> Target:
         """Return where to cut out for ``tic_id``: the given position if any, else the DV header, else the TIC."""
-        found = await self._from_dv(tic_id) or await self._from_catalog(tic_id)
         if ra_deg is not None and dec_deg is not None:
+            # The position is given; the TIC only adds its TESS magnitude to the header, so that is best-effort.
+            try:
+                found = await self._from_dv(tic_id) or await self._from_catalog(tic_id)
+            except UpstreamError:
+                found = None
             return Target(ra_deg, dec_deg, tic_id, found.tessmag if found else None, "request")
+        found = await self._from_dv(tic_id) or await self._from_catalog(tic_id)
         if found is None:
             raise NotFound(
                 f"TIC {tic_id} was found neither in ExoMAST's DV data nor in the TESS Input Catalog; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import httpx
@@ -43,15 +44,22 @@ def parse_tic_rows(payload: object, tic_id: int) -> TicEntry | None:
         raise BadUpstreamResponse(f"The TIC catalog reported an error: {payload.get('msg')}", upstream=UPSTREAM)
     for row in payload["data"]:
         if isinstance(row, dict) and str(row.get("ID")) == str(tic_id):
-            try:
-                ra, dec = float(row["ra"]), float(row["dec"])
-            except (KeyError, TypeError, ValueError) as exc:
+            ra, dec = _finite(row.get("ra")), _finite(row.get("dec"))
+            if ra is None or dec is None or not (0 <= ra < 360 and -90 <= dec <= 90):
                 raise BadUpstreamResponse(
-                    f"The TIC catalog has no position for TIC {tic_id}.", upstream=UPSTREAM
-                ) from exc
-            tmag = row.get("Tmag")
-            return TicEntry(tic_id, ra, dec, float(tmag) if isinstance(tmag, int | float) else None)
+                    f"The TIC catalog gives TIC {tic_id} no valid position "
+                    f"(ra={row.get('ra')!r}, dec={row.get('dec')!r}).",
+                    upstream=UPSTREAM,
+                )
+            return TicEntry(tic_id, ra, dec, _finite(row.get("Tmag")))
     return None
+
+
+def _finite(value: object) -> float | None:
+    """Return a finite number, or None for anything else (booleans, NaN, text)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 class TicCatalogClient:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import requests
 from aiolimiter import AsyncLimiter
 from anyio import CapacityLimiter
@@ -24,6 +25,7 @@ from tenacity.wait import wait_random_exponential
 
 from service.errors import BadUpstreamResponse, NotFound, ServiceError, UpstreamTimeout, UpstreamUnavailable
 from service.infra.threads import run_blocking
+from service.upstream.http import retry_after_seconds
 
 UPSTREAM = "TESScut"
 T = TypeVar("T")
@@ -61,8 +63,7 @@ def _translate(exc: Exception) -> ServiceError:
     """Map what astroquery/requests raise to the service's errors."""
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         status = exc.response.status_code
-        retry_after = exc.response.headers.get("Retry-After", "")
-        wait = int(retry_after) if retry_after.isdigit() else 10
+        wait = retry_after_seconds(exc.response.headers.get("Retry-After"), default=10)
         if status in (429, 503):
             return UpstreamUnavailable(
                 f"TESScut is overloaded (HTTP {status}); MAST allows few simultaneous cutouts, try again shortly.",
@@ -92,6 +93,8 @@ def _translate(exc: Exception) -> ServiceError:
             upstream=UPSTREAM,
             retry_after_s=10,
         )
+    if type(exc).__name__ == "InvalidQueryError":
+        return BadUpstreamResponse("TESScut refused the request as invalid (HTTP 400 or 500).", upstream=UPSTREAM)
     if isinstance(exc, zipfile.BadZipFile | json.JSONDecodeError | UnicodeDecodeError | KeyError | OSError):
         return BadUpstreamResponse(
             f"TESScut sent a cutout that cannot be read ({type(exc).__name__}).", upstream=UPSTREAM
@@ -135,8 +138,12 @@ class TesscutClient:
         backoff_s: float,
     ) -> None:
         self._request_url = f"{mast_url}/tesscut/api/v0.1/"
+        # A request first takes one of the in-flight slots, then a start token: tokens are spaced 1/rate apart
+        # (a bucket of one), so no second ever sees more than `starts_per_s` requests begin.
+        self._in_flight = anyio.Semaphore(max_in_flight)
         self._threads = CapacityLimiter(max_in_flight)
-        self._starts = AsyncLimiter(starts_per_s, 1.0)
+        self._starts = AsyncLimiter(1, 1.0 / starts_per_s)
+        self._sessions: set[requests.Session] = set()
         self._timeout = (connect_timeout_s, read_timeout_s)
         self._deadline_s = deadline_s
         self._max_attempts = max_attempts
@@ -162,6 +169,7 @@ class TesscutClient:
             if on_start is not None:
                 on_start()
             tesscut = self._tesscut()
+            self._sessions.add(tesscut._session)
             try:
                 return fn(tesscut)
             except ServiceError:
@@ -171,6 +179,7 @@ class TesscutClient:
                     exc.response.close()  # astroquery raises while its streamed response still holds the socket
                 raise _translate(exc) from exc
             finally:
+                self._sessions.discard(tesscut._session)
                 tesscut._session.close()  # its pooled connections, whatever happened
 
         retrying = AsyncRetrying(
@@ -181,23 +190,33 @@ class TesscutClient:
         )
         async for try_ in retrying:
             with try_:
-                async with self._starts:
-                    # Abandoned on cancel (shutdown): a download can take minutes and its result is not wanted.
-                    return await run_blocking(attempt, limiter=self._threads, abandon_on_cancel=True)
+                async with self._in_flight:
+                    await self._starts.acquire()
+                    return await run_blocking(attempt, limiter=self._threads)
         raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    def close(self) -> None:
+        """Abort the requests in flight (at shutdown): closing a session makes its blocked reads fail at once."""
+        for session in list(self._sessions):
+            session.close()
 
     async def sectors(self, ra_deg: float, dec_deg: float) -> list[SectorHit]:
         """Return every sector/camera/CCD whose FFIs cover the position, sorted."""
 
         def lookup(tesscut: Any) -> list[SectorHit]:
-            from astropy.coordinates import SkyCoord
-            from astroquery.exceptions import NoResultsWarning
-
+            # The same request astroquery's get_sectors sends, but its answer is checked here: get_sectors reads
+            # a missing "results" as "no sectors", which would then be cached as such.
+            params = {"ra": ra_deg, "dec": dec_deg, "radius": 0.0}
+            response = tesscut._service_api_connection.service_request_async("sector", params)
             try:
-                table = tesscut.get_sectors(coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"))
-            except NoResultsWarning:
-                return []  # astroquery warns when no sector covers the position; where warnings are errors, it raises
-            return sorted({SectorHit(int(row["sector"]), int(row["camera"]), int(row["ccd"])) for row in table})
+                results = response.json()["results"]
+                return sorted({SectorHit(int(r["sector"]), int(r["camera"]), int(r["ccd"])) for r in results})
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BadUpstreamResponse(
+                    "TESScut's sector answer has no usable 'results' list.", upstream=UPSTREAM
+                ) from exc
+            finally:
+                response.close()
 
         return await self._call(lookup)
 

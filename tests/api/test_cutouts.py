@@ -60,6 +60,7 @@ async def test_tic_cutout_is_a_tpf_with_the_tic_in_its_header(client, mast):
     assert response.headers["content-type"] == "application/fits"
     assert 'filename="tic214568914_tess-s0001-1-2_50x50_astrocut.fits"' in response.headers["content-disposition"]
     assert "immutable" in response.headers["cache-control"]
+    assert response.headers["vary"] == "Accept", "FITS or JSON by Accept: shared caches must key on it"
     with fits.open(io.BytesIO(response.content)) as hdus:
         primary = hdus[0].header
         assert (primary["TICID"], primary["OBJECT"]) == (WEIRD_TIC, "TIC 214568914")
@@ -91,6 +92,8 @@ async def test_cutout_summary(client):
     assert (summary["ticid"], summary["tic_id"]) == (WEIRD_TIC, WEIRD_TIC)
     assert summary["position_source"] == "dv"
     assert "immutable" not in response.headers["cache-control"], "no sector named: the latest may change"
+    max_age = int(response.headers["cache-control"].split("max-age=")[1].split(",")[0])
+    assert max_age <= 86400, "no longer than the sector list it was chosen from stays fresh"
 
 
 async def test_the_real_2018_sample_is_served_unmodified_and_summarised(client):
@@ -114,6 +117,7 @@ async def test_slow_cutout_answers_202_then_the_job_delivers(client, mast):
     assert int(accepted.headers["retry-after"]) > 0
     location = accepted.headers["location"]
     assert location == f"/jobs/{accepted.json()['id']}"
+    assert accepted.json()["then"] == f"{WEIRD_CUTOUT}?sector=1"
 
     seen_progress = []
     for _ in range(600):

@@ -1,4 +1,5 @@
 import asyncio
+import threading
 
 import pytest
 
@@ -10,15 +11,20 @@ pytestmark = pytest.mark.anyio
 
 
 class FirstReadsMiss(DiskCache):
-    """A real cache whose first reads miss, so concurrent callers meet the entry only inside the flight."""
+    """A real cache whose first reads miss together, so concurrent callers meet the entry only inside the flight."""
 
     def __init__(self, *args, misses: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.misses = misses
+        self.lock = threading.Lock()
+        self.together = threading.Barrier(misses, timeout=5)
 
     def get(self, key):
-        if self.misses > 0:
+        with self.lock:
+            miss = self.misses > 0
             self.misses -= 1
+        if miss:
+            self.together.wait()  # both callers' first checks miss before either can look again
             return None
         return super().get(key)
 

@@ -1,0 +1,283 @@
+"""Cutout movies (GIF/MP4) and single cutout frames (PNG)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from service.api.cutouts import Dec, OptionalDec, OptionalRa, Ra, Sector, Size, Wait, explicit_position
+from service.api.jobflow import answer_from_cache_or_job, result_url
+from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
+from service.deps import ServicesDep, TicIdDep
+from service.errors import InvalidRequest
+from service.rendering.movies import ALLOWED_CMAPS, MP4_AVAILABLE, MovieStyle
+from service.schemas import JobView
+from service.services.renders import MovieRequest
+from service.services.targets import Target
+
+router = APIRouter(tags=["Movies and images"])
+
+Start = Annotated[
+    float,
+    Query(
+        allow_inf_nan=False,
+        description="Window start, BTJD (BJD − 2457000): the movie starts at the frame nearest to it.",
+        openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1334.0}},
+    ),
+]
+End = Annotated[
+    float,
+    Query(
+        allow_inf_nan=False,
+        description="Window end, BTJD: the movie ends at the frame nearest to it (inclusive).",
+        openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1335.0}},
+    ),
+]
+Cmap = Annotated[
+    str,
+    Query(
+        description=f"Matplotlib colormap, one of: {', '.join(sorted(ALLOWED_CMAPS))}.",
+        openapi_examples={"tutorial": {"summary": "The tutorial's", "value": "YlGnBu_r"}},
+    ),
+]
+Limit = Annotated[
+    float | None,
+    Query(
+        allow_inf_nan=False,
+        description="Flux (e-/s) at the bottom (vmin) or top (vmax) of the colour scale; default: robust "
+        "percentiles over the selected frames, so one hot pixel cannot wash the movie out.",
+        openapi_examples={"auto": {"summary": "Automatic (leave empty)", "value": None}},
+    ),
+]
+Stretch = Annotated[
+    Literal["linear", "sqrt", "log", "asinh"],
+    Query(
+        description="How flux maps to colour.",
+        openapi_examples={"faint": {"summary": "Bring out faint sources", "value": "asinh"}},
+    ),
+]
+Scale = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=32,
+        description="Nearest-neighbour upscale factor; default: about 400 px on a side.",
+        openapi_examples={"big": {"summary": "8× (400 px for a 50-px cutout)", "value": 8}},
+    ),
+]
+Fps = Annotated[
+    float,
+    Query(
+        ge=1,
+        le=50,
+        allow_inf_nan=False,
+        description="Frames per second (the tutorial's 50 ms a frame is 20).",
+        openapi_examples={"tutorial": {"summary": "The tutorial's pace", "value": 20}},
+    ),
+]
+Colorbar = Annotated[
+    bool,
+    Query(
+        description="Draw a colour bar with the flux limits.",
+        openapi_examples={"on": {"summary": "With a colour bar", "value": True}},
+    ),
+]
+MovieFormatParam = Annotated[
+    Literal["gif", "mp4"],
+    Query(
+        description="`gif` (animated, looping) or `mp4`" + ("" if MP4_AVAILABLE else " (not available on this server)"),
+        openapi_examples={"gif": {"summary": "Animated GIF", "value": "gif"}},
+    ),
+]
+
+MOVIE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The movie.",
+        "content": {
+            "image/gif": {"schema": {"type": "string", "format": "binary"}},
+            "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    202: {"description": "The cutout is still being fetched: poll `Location` (/jobs/{id}).", "model": JobView},
+    **problem_responses(404, 422, *UPSTREAM_PROBLEMS),
+}
+FRAME_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The frame.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+    202: MOVIE_RESPONSES[202],
+    **problem_responses(404, 422, *UPSTREAM_PROBLEMS),
+}
+
+
+def movie_style(
+    cmap: str,
+    vmin: float | None,
+    vmax: float | None,
+    stretch: Literal["linear", "sqrt", "log", "asinh"],
+    scale: int | None,
+    fps: float,
+    colorbar: bool,
+) -> MovieStyle:
+    """Validate the styling parameters together and build the style."""
+    if cmap not in ALLOWED_CMAPS:
+        raise InvalidRequest(f"cmap '{cmap}' is not offered; use one of {', '.join(sorted(ALLOWED_CMAPS))}.")
+    if vmin is not None and vmax is not None and not vmin < vmax:
+        raise InvalidRequest(f"vmin ({vmin}) must be below vmax ({vmax}).")
+    try:
+        return MovieStyle(cmap=cmap, vmin=vmin, vmax=vmax, stretch=stretch, scale=scale, fps=fps, colorbar=colorbar)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+async def _serve(
+    request: Request,
+    services: ServicesDep,
+    target: Target,
+    *,
+    size: int,
+    sector: int | None,
+    start: float,
+    end: float,
+    style: MovieStyle,
+    fmt: Literal["gif", "mp4", "png"],
+    wait: float | None,
+    cutout_path: str,
+) -> Response:
+    if start > end:
+        raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
+    if fmt == "mp4" and not MP4_AVAILABLE:
+        raise InvalidRequest("format=mp4 is not available on this server (imageio-ffmpeg is missing); use gif.")
+    plan, observed = await services.cutouts.plan_with_sectors(target, size, sector)
+    plan = services.cutouts.window_plan(plan, start, end, observed)
+    movie = MovieRequest(plan, start + 0.0, end + 0.0, style, fmt)
+    services.renders.check_size(movie)
+    cutout_url = f"{cutout_path}{'&' if '?' in cutout_path else '?'}sector={plan.sector}&size={size}"
+    return await answer_from_cache_or_job(
+        request,
+        services,
+        cached=lambda: services.renders.cached(movie),
+        start=lambda: services.renders.start(movie, result_url(request), cutout_url),
+        finished=lambda job: services.renders.after_job(movie, job),
+        wait_s=wait,
+        immutable=plan.sector_pinned,
+        max_age_cap_s=None if plan.sector_pinned else services.settings.ttl_sectors_s,
+    )
+
+
+MOVIE_DESCRIPTION = (
+    "An animated GIF (or MP4) of the cutout frames from the one nearest `start` to the one nearest `end`, "
+    "inclusive, of the sector that covers the window (or `sector=`). Each frame shows its time (BTJD) and "
+    "cadence, a marker on the target's pixel, and a red flag when its QUALITY is non-zero. Rendered once, then "
+    "served from the cache; a window whose cutout is not cached yet follows the cutout's wait/202/job rules."
+)
+
+
+@router.get(
+    "/tic/{tic_id}/movie",
+    summary="Movie of a TIC's cutout frames",
+    description=MOVIE_DESCRIPTION,
+    responses=MOVIE_RESPONSES,
+    response_class=Response,
+)
+async def movie_of_tic(
+    request: Request,
+    tic_id: TicIdDep,
+    start: Start,
+    end: End,
+    services: ServicesDep,
+    sector: Sector = None,
+    size: Size = 50,
+    ra: OptionalRa = None,
+    dec: OptionalDec = None,
+    cmap: Cmap = "YlGnBu_r",
+    vmin: Limit = None,
+    vmax: Limit = None,
+    stretch: Stretch = "linear",
+    scale: Scale = None,
+    fps: Fps = 20.0,
+    colorbar: Colorbar = False,
+    format: MovieFormatParam = "gif",
+    wait: Wait = None,
+) -> Response:
+    """Serve a movie of a TIC's cutout."""
+    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
+    style = movie_style(cmap, vmin, vmax, stretch, scale, fps, colorbar)
+    return await _serve(
+        request, services, target, size=size, sector=sector, start=start, end=end, style=style, fmt=format,
+        wait=wait, cutout_path=f"/tic/{tic_id}/cutout",
+    )  # fmt: skip
+
+
+@router.get(
+    "/movie",
+    summary="Movie of the cutout frames at a position",
+    description=MOVIE_DESCRIPTION,
+    responses=MOVIE_RESPONSES,
+    response_class=Response,
+)
+async def movie_at(
+    request: Request,
+    ra: Ra,
+    dec: Dec,
+    start: Start,
+    end: End,
+    services: ServicesDep,
+    sector: Sector = None,
+    size: Size = 50,
+    cmap: Cmap = "YlGnBu_r",
+    vmin: Limit = None,
+    vmax: Limit = None,
+    stretch: Stretch = "linear",
+    scale: Scale = None,
+    fps: Fps = 20.0,
+    colorbar: Colorbar = False,
+    format: MovieFormatParam = "gif",
+    wait: Wait = None,
+) -> Response:
+    """Serve a movie of the cutout at a position."""
+    style = movie_style(cmap, vmin, vmax, stretch, scale, fps, colorbar)
+    return await _serve(
+        request, services, Target(ra, dec), size=size, sector=sector, start=start, end=end, style=style,
+        fmt=format, wait=wait, cutout_path=f"/cutout?ra={ra}&dec={dec}",
+    )  # fmt: skip
+
+
+@router.get(
+    "/tic/{tic_id}/frame.png",
+    summary="One cutout frame as PNG",
+    description="The cutout frame nearest `time` (BTJD), styled like the movies.",
+    responses=FRAME_RESPONSES,
+    response_class=Response,
+)
+async def frame_of_tic(
+    request: Request,
+    tic_id: TicIdDep,
+    time: Annotated[
+        float,
+        Query(
+            allow_inf_nan=False,
+            description="BTJD; the frame nearest to it is drawn.",
+            openapi_examples={"dip": {"summary": "Mid-dip", "value": 1334.45}},
+        ),
+    ],
+    services: ServicesDep,
+    sector: Sector = None,
+    size: Size = 50,
+    ra: OptionalRa = None,
+    dec: OptionalDec = None,
+    cmap: Cmap = "YlGnBu_r",
+    vmin: Limit = None,
+    vmax: Limit = None,
+    stretch: Stretch = "linear",
+    scale: Scale = None,
+    colorbar: Colorbar = False,
+    wait: Wait = None,
+) -> Response:
+    """Serve one frame of a TIC's cutout."""
+    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
+    style = movie_style(cmap, vmin, vmax, stretch, scale, 20.0, colorbar)
+    return await _serve(
+        request, services, target, size=size, sector=sector, start=time, end=time, style=style, fmt="png",
+        wait=wait, cutout_path=f"/tic/{tic_id}/cutout",
+    )  # fmt: skip
