@@ -9,11 +9,8 @@ Run: .venv/bin/python benchmarks/bench_cutout_serving.py
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,16 +20,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._harness import service_process  # noqa: E402
 from tests.fake_mast import FakeMast  # noqa: E402
 
 PARAMS = {"ra": 63.37389, "dec": -69.226789, "size": 100, "sector": 33, "wait": 600}
 CHUNK = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -83,50 +75,29 @@ def read_from_disk(path: Path) -> tuple[int, float]:
 
 
 def main() -> None:
-    cache_dir = Path(tempfile.mkdtemp(prefix="bench-cutout-cache-"))
-    with FakeMast(host="127.0.0.1", port=0) as mast:
-        port = free_port()
-        env = {
-            **os.environ,
-            "TESS_SERVICE_EXOMAST_URL": mast.exomast_url,
-            "TESS_SERVICE_MAST_URL": mast.url,
-            "TESS_SERVICE_CACHE_DIR": str(cache_dir),
-            "TESS_SERVICE_CACHE_SIZE_LIMIT_MB": "8192",
-        }
-        command = [sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port), "--log-level", "warning"]
-        server = subprocess.Popen(command, cwd=ROOT, env=env)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=900) as client:
-                for _ in range(100):
-                    try:
-                        client.get("/health")
-                        break
-                    except httpx.TransportError:
-                        time.sleep(0.1)
-                client.get("/sectors", params={"ra": PARAMS["ra"], "dec": PARAMS["dec"]})
-                sampler = PeakRss(server.pid)
-                idle = sampler.reset()
+    with FakeMast(host="127.0.0.1", port=0) as mast, service_process(mast, cache_size_limit_mb="8192") as service:
+        with httpx.Client(base_url=service.base_url, timeout=900) as client:
+            client.get("/sectors", params={"ra": PARAMS["ra"], "dec": PARAMS["dec"]})
+            sampler = PeakRss(service.pid)
+            idle = sampler.reset()
 
-                size, cold_s, headers = stream(client, "/cutout")
-                cold_peak = sampler.peak
-                assert headers["x-cache"] == "MISS"
+            size, cold_s, headers = stream(client, "/cutout")
+            cold_peak = sampler.peak
+            assert headers["x-cache"] == "MISS"
 
-                sampler.reset()
-                warm = [stream(client, "/cutout") for _ in range(3)]
-                warm_peak = sampler.peak
-                assert all(h["x-cache"] == "HIT" for _, _, h in warm)
-                sampler.stop()
-                url = f"http://127.0.0.1:{port}/cutout?" + "&".join(f"{k}={v}" for k, v in PARAMS.items())
-                curl = []
-                for _ in range(3):
-                    start = time.perf_counter()
-                    subprocess.run(["curl", "-s", "-o", "/dev/null", url], check=True)
-                    curl.append(time.perf_counter() - start)
-            cached_file = max(cache_dir.rglob("*.val"), key=lambda p: p.stat().st_size)
-            disk = [read_from_disk(cached_file) for _ in range(3)]
-        finally:
-            server.terminate()
-            server.wait(30)
+            sampler.reset()
+            warm = [stream(client, "/cutout") for _ in range(3)]
+            warm_peak = sampler.peak
+            assert all(h["x-cache"] == "HIT" for _, _, h in warm)
+            sampler.stop()
+            url = f"{service.base_url}/cutout?" + "&".join(f"{k}={v}" for k, v in PARAMS.items())
+            curl = []
+            for _ in range(3):
+                start = time.perf_counter()
+                subprocess.run(["curl", "-s", "-o", "/dev/null", url], check=True)
+                curl.append(time.perf_counter() - start)
+        cached_file = max(service.cache_dir.rglob("*.val"), key=lambda p: p.stat().st_size)
+        disk = [read_from_disk(cached_file) for _ in range(3)]
 
     mb = size / 1e6
     warm_s = min(s for _, s, _ in warm)

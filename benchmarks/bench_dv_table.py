@@ -11,12 +11,8 @@ Run: make bench   (or .venv/bin/python benchmarks/bench_dv_table.py)
 from __future__ import annotations
 
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +23,7 @@ from astropy.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._harness import p, service_process, warm_latencies_ms  # noqa: E402
 from service.rendering.lightcurve_tables import to_json  # noqa: E402
 from service.upstream.exomast import parse_dv_table  # noqa: E402
 from service.upstream.http import UpstreamBody, parse_json  # noqa: E402
@@ -66,56 +63,6 @@ def median_seconds(fn, body: bytes) -> float:
     return statistics.median(times)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def warm_latencies(mast: FakeMast, paths: list[str]) -> dict[str, list[float]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TESS_SERVICE_EXOMAST_URL": mast.exomast_url,
-        "TESS_SERVICE_MAST_URL": mast.url,
-        "TESS_SERVICE_CACHE_DIR": tempfile.mkdtemp(prefix="bench-cache-"),
-        "TESS_SERVICE_PORT": str(port),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=60) as client:
-            for _ in range(100):
-                try:
-                    client.get("/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            results = {}
-            for path in paths:
-                assert client.get(path).status_code == 200  # fill the cache
-                assert client.get(path).headers["x-cache"] == "HIT"
-                samples = []
-                for _ in range(WARM_REQUESTS):
-                    start = time.perf_counter()
-                    response = client.get(path)
-                    samples.append(time.perf_counter() - start)
-                    assert response.status_code == 200
-                results[path] = samples
-            return results
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def pct(samples: list[float], q: float) -> float:
-    return float(np.percentile(samples, q)) * 1000
-
-
 def main() -> None:
     with FakeMast(host="127.0.0.1", port=0) as mast:
         mast.start()
@@ -138,8 +85,10 @@ def main() -> None:
             f"/tic/{TIC}/tces",
         ]
         print(f"Warm: {WARM_REQUESTS} sequential GETs each over loopback HTTP, one uvicorn worker")
-        for path, samples in warm_latencies(mast, paths).items():
-            print(f"  {path:<80} p50 {pct(samples, 50):6.2f} ms  p99 {pct(samples, 99):6.2f} ms")
+        with service_process(mast) as service, httpx.Client(base_url=service.base_url, timeout=60) as client:
+            for path in paths:
+                samples = warm_latencies_ms(client, path, WARM_REQUESTS)
+                print(f"  {path:<80} p50 {p(samples, 50):6.2f} ms  p99 {p(samples, 99):6.2f} ms")
         print("  (target: warm p50 <= 5 ms)")
 
 

@@ -37,6 +37,7 @@ from astropy.io import fits
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._harness import p, service_process, warm_latencies_ms  # noqa: E402
 from service.rendering.movies import MP4_AVAILABLE, MovieStyle, render_movie, robust_limits  # noqa: E402
 from service.rendering.plots import render_lightcurve_png  # noqa: E402
 from service.tpf import target_pixel  # noqa: E402
@@ -269,6 +270,23 @@ def main() -> None:
         timings = lightcurve_ms(columns, x, **kwargs)
         print(f"  {label:38s} {statistics.median(timings):6.1f} ms  (min {min(timings):.1f}, max {max(timings):.1f})")
     print(f"  the process's first plot (matplotlib's font set-up included): {first_plot_ms:.1f} ms;  target <= 60 ms")
+    print_warm_latencies()
+
+
+def print_warm_latencies(requests: int = 300) -> None:
+    """The service (one uvicorn worker) answering already-rendered artifacts from its cache, over loopback HTTP."""
+    paths = {
+        "movie GIF, BTJD 1334-1335": f"/tic/{TIC_ID}/movie?start=1334&end=1335",
+        "light-curve PNG, phase": f"/tic/{TIC_ID}/tces/s0001-s0001:TCE_1/lightcurve.png",
+        "frame PNG": f"/tic/{TIC_ID}/frame.png?time=1334.45",
+    }
+    print()
+    print(f"Warm (cached) answers through the service, {requests} sequential GETs each:")
+    with FakeMast(host="127.0.0.1", port=0) as mast, service_process(mast) as service:
+        with httpx.Client(base_url=service.base_url, timeout=120) as client:
+            for label, path in paths.items():
+                samples = warm_latencies_ms(client, path, requests)
+                print(f"  {label:28s} p50 {p(samples, 50):6.2f} ms  p99 {p(samples, 99):6.2f} ms  (target p50 <= 5 ms)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,32 @@ def _aperture_wcs(header: fits.Header) -> WCS:
         warnings.simplefilter("ignore", FITSFixedWarning)
         warnings.simplefilter("ignore", AstropyWarning)
         return WCS(header)
+
+
+def scalar_column(source: Path | BinaryIO, hdus: fits.HDUList, extension: str, name: str) -> np.ndarray:
+    """Return one scalar column of a binary table, reading only its bytes.
+
+    Through astropy's memmap, converting a column of a big table pages in (and counts in RSS) nearly the whole
+    file, because each row's value sits on its own page and the kernel maps its neighbours too; a 700 MB
+    cutout would cost 700 MB of RSS. One ``pread`` of each value costs a few milliseconds instead.
+    """
+    hdu = hdus[extension]
+    if isinstance(source, io.BytesIO):
+        return np.asarray(hdu.data[name])  # small in-memory files: the simple way
+    field_dtype, field_offset = hdu.columns.dtype.fields[name][:2]
+    value = np.dtype(field_dtype).newbyteorder(">")  # FITS tables are big-endian
+    start, row_bytes, rows = hdu.fileinfo()["datLoc"], hdu.header["NAXIS1"], hdu.header["NAXIS2"]
+    buffer = bytearray(rows * value.itemsize)
+    opened = open(source, "rb") if isinstance(source, Path) else None  # noqa: SIM115 - closed below
+    try:
+        descriptor = opened.fileno() if opened is not None else source.fileno()  # type: ignore[union-attr]
+        for row in range(rows):
+            chunk = os.pread(descriptor, value.itemsize, start + row * row_bytes + field_offset)
+            buffer[row * value.itemsize : (row + 1) * value.itemsize] = chunk
+    finally:
+        if opened is not None:
+            opened.close()
+    return np.frombuffer(bytes(buffer), dtype=value).astype(value.newbyteorder("="))
 
 
 def target_pixel(hdus: fits.HDUList, ra_deg: float, dec_deg: float) -> tuple[float, float] | None:
@@ -64,9 +91,9 @@ def stamp_tic(path: Path, tic_id: int, tessmag: float | None) -> None:
 
 def describe_tpf(source: Path | BinaryIO, ra_deg: float, dec_deg: float) -> dict[str, Any]:
     """Summarise a cutout: shape, frames, time range and cadence, the target's pixel and the WCS centre."""
-    with fits.open(source, memmap=isinstance(source, Path), lazy_load_hdus=True) as hdus:
-        primary, pixels = hdus[0].header, hdus["PIXELS"]
-        time = np.asarray(pixels.data["TIME"], dtype=float)
+    with fits.open(source, memmap=not isinstance(source, io.BytesIO), lazy_load_hdus=True) as hdus:
+        primary = hdus[0].header
+        time = scalar_column(source, hdus, "PIXELS", "TIME").astype(float)
         finite = time[np.isfinite(time)]
         ny, nx = hdus["APERTURE"].data.shape
         pixel = target_pixel(hdus, ra_deg, dec_deg)
@@ -119,7 +146,7 @@ def read_window(
     # memmap on files (a path or a real file handle): only the rows read are paged in, however big the cutout.
     with fits.open(source, memmap=not isinstance(source, io.BytesIO), lazy_load_hdus=True) as hdus:
         pixels = hdus["PIXELS"].data
-        time = np.asarray(pixels["TIME"], dtype=float)
+        time = scalar_column(source, hdus, "PIXELS", "TIME").astype(float)
         finite = np.isfinite(time)
         first, last = float(time[finite].min()), float(time[finite].max())
         slack = float(np.median(np.diff(time[finite]))) if finite.sum() > 1 else 0.0
