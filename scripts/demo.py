@@ -37,6 +37,16 @@ EXAMPLES = [
         f"  curl -s -OJ '{SERVICE}/tic/214568914/cutout?sector=1'",
     ),
     (
+        "Plot the light curve (phase-folded, then against time with the anomaly shaded)",
+        f"curl -s -o lc-phase.png '{SERVICE}/tic/214568914/tces/TCE_1/lightcurve.png'\n"
+        f"  curl -s -o lc-time.png '{SERVICE}/tic/214568914/tces/TCE_1/lightcurve.png?x=time&highlight=1334,1335'",
+    ),
+    (
+        "Watch the pixels during the dip: a movie of BTJD 1334-1335 (and one frame as PNG)",
+        f"curl -s -o m.gif '{SERVICE}/tic/214568914/movie?start=1334&end=1335'\n"
+        f"  curl -s -o f.png '{SERVICE}/tic/214568914/frame.png?time=1334.45'",
+    ),
+    (
         "A cutout that is not cached, without waiting: 202 and a job to poll at Location",
         f"curl -si '{SERVICE}/cutout?ra=63.37389&dec=-69.226789&sector=2&size=30&wait=0' | grep -iE '^(HTTP|location)'",
     ),

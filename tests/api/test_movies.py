@@ -178,3 +178,15 @@ async def test_lightcurve_png_rejects_bad_parameters(client):
     assert (await client.get(path, params={"width": 10})).status_code == 422
     bad = await client.get(path, params={"highlight": "soon"})
     assert bad.status_code == 422 and "highlight" in bad.json()["detail"]
+
+
+async def test_mp4_when_ffmpeg_is_installed(client):
+    from service.rendering.movies import MP4_AVAILABLE
+
+    response = await client.get(MOVIE, params={"start": 1334, "end": 1334.25, "format": "mp4"})
+    if not MP4_AVAILABLE:
+        assert response.status_code == 422 and "imageio-ffmpeg" in response.json()["detail"]
+        return
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "video/mp4"
+    assert response.content[4:8] == b"ftyp", "an ISO media file"
