@@ -123,11 +123,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     jobs=jobs_registry,
                     renders=RenderService(
                         store,
+                        cache,
                         dv,
                         cutout_service,
                         jobs_registry,
                         limiters,
                         ttl_s=settings.ttl_cutout_s,
+                        ttl_lightcurve_s=settings.ttl_dv_s,
                         max_frames=settings.movie_max_frames,
                         max_output_bytes=settings.movie_max_output_mb * 1024 * 1024,
                     ),

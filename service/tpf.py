@@ -47,6 +47,8 @@ def scalar_column(source: Path | BinaryIO, hdus: fits.HDUList, extension: str, n
         descriptor = opened.fileno() if opened is not None else source.fileno()  # type: ignore[union-attr]
         for row in range(rows):
             chunk = os.pread(descriptor, value.itemsize, start + row * row_bytes + field_offset)
+            if len(chunk) != value.itemsize:
+                raise ValueError(f"the {extension} table ends early (row {row} of {rows}): a truncated file")
             buffer[row * value.itemsize : (row + 1) * value.itemsize] = chunk
     finally:
         if opened is not None:
@@ -148,6 +150,8 @@ def read_window(
         pixels = hdus["PIXELS"].data
         time = scalar_column(source, hdus, "PIXELS", "TIME").astype(float)
         finite = np.isfinite(time)
+        if not finite.any():
+            raise ValueError("this cutout has no frame with a valid TIME")
         first, last = float(time[finite].min()), float(time[finite].max())
         slack = float(np.median(np.diff(time[finite]))) if finite.sum() > 1 else 0.0
         if start_btjd < first - slack or end_btjd > last + slack:

@@ -130,6 +130,17 @@ def movie_style(
         raise InvalidRequest(str(exc)) from exc
 
 
+def check_window(start: float, end: float) -> None:
+    """Refuse a window that runs backwards."""
+    if start > end:
+        raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
+
+
+def _tic_cutout_path(tic_id: int, ra: float | None, dec: float | None) -> str:
+    """Return the cutout URL a TIC movie depends on, keeping an explicit position (it is another cutout)."""
+    return f"/tic/{tic_id}/cutout" + (f"?ra={ra}&dec={dec}" if ra is not None and dec is not None else "")
+
+
 async def _serve(
     request: Request,
     services: ServicesDep,
@@ -144,8 +155,7 @@ async def _serve(
     wait: float | None,
     cutout_path: str,
 ) -> Response:
-    if start > end:
-        raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
+    check_window(start, end)
     if fmt == "mp4" and not MP4_AVAILABLE:
         raise InvalidRequest("format=mp4 is not available on this server (imageio-ffmpeg is missing); use gif.")
     plan, observed = await services.cutouts.plan_with_sectors(target, size, sector)
@@ -201,11 +211,12 @@ async def movie_of_tic(
     wait: Wait = None,
 ) -> Response:
     """Serve a movie of a TIC's cutout."""
-    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
     style = movie_style(cmap, vmin, vmax, stretch, scale, fps, colorbar)
+    check_window(start, end)
+    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
     return await _serve(
         request, services, target, size=size, sector=sector, start=start, end=end, style=style, fmt=format,
-        wait=wait, cutout_path=f"/tic/{tic_id}/cutout",
+        wait=wait, cutout_path=_tic_cutout_path(tic_id, ra, dec),
     )  # fmt: skip
 
 
@@ -275,9 +286,9 @@ async def frame_of_tic(
     wait: Wait = None,
 ) -> Response:
     """Serve one frame of a TIC's cutout."""
-    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
     style = movie_style(cmap, vmin, vmax, stretch, scale, 20.0, colorbar)
+    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
     return await _serve(
         request, services, target, size=size, sector=sector, start=time, end=time, style=style, fmt="png",
-        wait=wait, cutout_path=f"/tic/{tic_id}/cutout",
+        wait=wait, cutout_path=_tic_cutout_path(tic_id, ra, dec),
     )  # fmt: skip

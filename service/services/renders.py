@@ -12,8 +12,8 @@ import math
 from dataclasses import astuple, dataclass
 from typing import Literal
 
-from service.errors import InvalidRequest
-from service.infra.cache import CachedBody
+from service.errors import BadUpstreamResponse, InsufficientStorage, InvalidRequest
+from service.infra.cache import CachedBody, DiskCache
 from service.infra.threads import Limiters, run_blocking
 from service.rendering.movies import MovieStyle, render_frame_png, render_movie
 from service.rendering.plots import render_lightcurve_png
@@ -80,21 +80,25 @@ class RenderService:
     def __init__(
         self,
         store: ArtifactStore,
+        cache: DiskCache,
         dv: DvService,
         cutouts: CutoutService,
         jobs: JobRegistry,
         limiters: Limiters,
         *,
         ttl_s: int,
+        ttl_lightcurve_s: int,
         max_frames: int,
         max_output_bytes: int,
     ) -> None:
         self._store = store
+        self._cache = cache
         self._dv = dv
         self._cutouts = cutouts
         self._jobs = jobs
         self._limiters = limiters
         self._ttl_s = ttl_s
+        self._ttl_lightcurve_s = ttl_lightcurve_s
         self._max_frames = max_frames
         self._max_output_bytes = max_output_bytes
 
@@ -107,7 +111,9 @@ class RenderService:
             table = await self._dv.table(tic_id, ref)
             missing = [c for c in ("TIME", "PHASE", "LC_DETREND", "MODEL_INIT") if c not in table.columns]
             if missing:
-                raise InvalidRequest(f"This DV light curve lacks {', '.join(missing)}, so it cannot be plotted.")
+                raise BadUpstreamResponse(
+                    f"ExoMAST's DV light curve lacks {', '.join(missing)}, so it cannot be plotted.", upstream="ExoMAST"
+                )
             columns = table.columns
             payload, media_type = await run_blocking(
                 lambda: render_lightcurve_png(
@@ -126,7 +132,7 @@ class RenderService:
                 ),
                 limiter=self._limiters.render,
             )
-            return Artifact(payload, media_type, self._ttl_s)
+            return Artifact(payload, media_type, self._ttl_lightcurve_s)
 
         return await self._store.body(key, produce)
 
@@ -139,6 +145,11 @@ class RenderService:
             return
         if frames is None:
             frames = math.floor((request.end_btjd - request.start_btjd) / ffi_cadence_days(request.plan.sector)) + 1
+        if frames > self._max_frames:
+            raise InvalidRequest(
+                f"BTJD {request.start_btjd}–{request.end_btjd} holds about {frames} frames in sector "
+                f"{request.plan.sector}, more than the {self._max_frames} allowed; shorten the window."
+            )
         side = _scaled_side(request.style, request.plan.size_px)
         # A GIF of noisy pixels compresses to about a byte a pixel or worse: past the budget, refuse before encoding.
         if frames * side * side > self._max_output_bytes:
@@ -162,21 +173,30 @@ class RenderService:
             raise job.error
         ready = await self.cached(request)
         if ready is None:
-            # Rendered, then evicted before we could read it back: render again, now the cutout is cached.
-            return Ready(*await self._store.body(request.key, lambda: self._render(request)))
+            raise InsufficientStorage(
+                "The movie was rendered but the cache could not keep it; shorten the window or lower scale=, "
+                "or the operator can raise TESS_SERVICE_CACHE_SIZE_LIMIT_MB."
+            )
         return Ready(ready.body, False)
 
     async def _make(self, request: MovieRequest, job: Job, cutout_url: str) -> None:
         if not await self._cutouts.is_cached(request.plan):
             # Report the cutout download's progress as this job's (the cutout job is shared, not duplicated).
             job.progress = self._cutouts.start(request.plan, cutout_url).received
-        await self._store.body(request.key, lambda: self._render(request, cutout_url))
+        job.mark("running")
+        body, _ = await self._store.body(request.key, lambda: self._render(request, cutout_url))
+        body.close()
 
-    async def _render(self, request: MovieRequest, cutout_url: str | None = None) -> Artifact:
-        fits_body = await self._cutouts.ensure(request.plan, cutout_url or "")
+    async def _render(self, request: MovieRequest, cutout_url: str) -> Artifact:
+        # Wait for the cutout, but open its file only inside the render thread: a queue of renders waiting for
+        # a thread must not hold a file descriptor each.
+        (await self._cutouts.ensure(request.plan, cutout_url)).close()
         target = request.plan.target
 
         def render() -> Artifact:
+            fits_body = self._cache.get(request.plan.fits_key)
+            if fits_body is None:
+                raise InsufficientStorage("The cutout left the cache before it could be rendered; ask again.")
             source = fits_body.file if fits_body.file is not None else io.BytesIO(fits_body.read())
             try:
                 window = read_window(
@@ -189,7 +209,10 @@ class RenderService:
             finally:
                 fits_body.close()
             self.check_size(request, len(window.time_btjd))
-            payload, media_type = self._draw(request, window)
+            try:
+                payload, media_type = self._draw(request, window)
+            except ValueError as exc:  # e.g. a single vmin above the data's robust top
+                raise InvalidRequest(f"These style settings cannot be drawn: {exc}") from exc
             if len(payload) > self._max_output_bytes:
                 raise InvalidRequest(
                     f"The movie would be {len(payload) / 2**20:.0f} MiB, over the {self._max_output_bytes / 2**20:.0f} "

@@ -190,3 +190,17 @@ async def test_mp4_when_ffmpeg_is_installed(client):
     assert response.status_code == 200
     assert response.headers["content-type"] == "video/mp4"
     assert response.content[4:8] == b"ftyp", "an ISO media file"
+
+
+async def test_a_single_limit_beyond_the_data_is_422_not_500(client):
+    response = await client.get(MOVIE, params={"start": 1334, "end": 1334.2, "sector": 1, "vmin": 1e9})
+    assert response.status_code == 422
+    assert "cannot be drawn" in response.json()["detail"]
+
+
+async def test_too_many_frames_is_refused_before_fetching_the_cutout(make_client, mast):
+    async with make_client(movie_max_frames=10) as client:
+        response = await client.get(MOVIE, params={"start": 1326, "end": 1352, "size": 10, "scale": 1})
+    assert response.status_code == 422
+    assert "more than the 10 allowed" in response.json()["detail"]
+    assert mast.count(endpoint="tesscut.astrocut") == 0
