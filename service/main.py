@@ -12,6 +12,8 @@ from fastapi.openapi.utils import get_openapi
 
 from service import __version__
 from service.api import cutouts, health, jobs, lightcurves, movies, tces
+from service.api.exomast_mirror import router as exomast_mirror_router
+from service.api.tesscut_mirror import router as tesscut_mirror_router
 from service.deps import Services
 from service.errors import install_error_handlers
 from service.infra.cache import DiskCache
@@ -158,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(movies.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(exomast_mirror_router)
+    app.include_router(tesscut_mirror_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

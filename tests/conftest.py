@@ -94,3 +94,40 @@ def unused_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def running_service(mast: FakeMast, tmp_path: Path, unused_tcp_port: int) -> Iterator[str]:
+    """The base URL of `uvicorn service.main:app` running as its own process against the emulator (own cache).
+
+    For clients that must talk to a real server: astroquery in a child process, unmodified requests scripts.
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {
+        **os.environ,
+        "TESS_SERVICE_EXOMAST_URL": mast.exomast_url,
+        "TESS_SERVICE_MAST_URL": mast.url,
+        "TESS_SERVICE_CACHE_DIR": str(tmp_path / "service-cache"),
+    }
+    command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1"]
+    command += ["--port", str(unused_tcp_port), "--log-level", "warning"]
+    base = f"http://127.0.0.1:{unused_tcp_port}"
+    with subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], env=env) as server:
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.poll() is None, "the service exited during start-up"
+                try:
+                    httpx.get(f"{base}/health", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the service did not start"
+                    time.sleep(0.05)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(30)

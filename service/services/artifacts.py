@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -25,6 +27,42 @@ class Artifact:
     media_type: str
     ttl_s: int
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class UpstreamLedger:
+    """Whether the work done under it needed upstream data that was not cached.
+
+    `ArtifactStore.value` marks it when it had to produce (or wait for another request producing) its value;
+    `ArtifactStore.body` passes the mark on to everyone waiting for the same body. Only work whose upstream
+    calls all go through `value` can be judged this way.
+    """
+
+    asked_upstream: bool = False
+
+
+# A context variable rather than a return value: the data methods (DvService.table, ...) have many callers, and
+# only the response layer cares. Tasks copy the context, so work gathered in child tasks marks the same ledger.
+_ledger: ContextVar[UpstreamLedger | None] = ContextVar("upstream_ledger", default=None)
+
+
+@contextmanager
+def upstream_ledger() -> Iterator[UpstreamLedger]:
+    """Track, for the code inside the block, whether it needed anything from upstream; nests into an outer one."""
+    ledger = UpstreamLedger()
+    token = _ledger.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _ledger.reset(token)
+        if ledger.asked_upstream:
+            _note_upstream_asked()
+
+
+def _note_upstream_asked() -> None:
+    ledger = _ledger.get()
+    if ledger is not None:
+        ledger.asked_upstream = True
 
 
 @dataclass(frozen=True)
@@ -72,21 +110,29 @@ class ArtifactStore:
         return await run_blocking(put, limiter=self._limiters.io)
 
     async def body(self, key: str, produce: Callable[[], Awaitable[Artifact]]) -> tuple[CachedBody, bool]:
-        """Return the cached body for ``key`` and whether it was a hit, producing and storing it on a miss."""
+        """Return the cached body for ``key`` and whether it was a hit, producing and storing it on a miss.
+
+        Whether producing needed upstream data is recorded in the caller's `upstream_ledger`, for every request
+        that waited on the same production.
+        """
         cached = await self.get_fresh(key)
         if cached is not None:
             return cached, True
 
-        async def fill() -> CachedBody | None:
+        async def fill() -> tuple[CachedBody | None, bool]:
             again = await self.get_fresh(key)
             if again is not None:
                 # Another request stored it meanwhile. Its file handle must not be shared between the waiters,
                 # so each opens its own below.
                 again.close()
-                return None
-            return await self._put(key, await produce())
+                return None, False
+            with upstream_ledger() as ledger:
+                artifact = await produce()
+            return await self._put(key, artifact), ledger.asked_upstream
 
-        produced = await self._flights.run(key, fill)
+        produced, asked_upstream = await self._flights.run(key, fill)
+        if asked_upstream:
+            _note_upstream_asked()
         if produced is not None:
             return produced, False  # in-memory bytes: safe to hand to every waiter
         return await self.body(key, produce)
@@ -102,7 +148,8 @@ class ArtifactStore:
     ) -> T:
         """Return a cached Python object, producing it on a miss; (de)serialisation runs in worker threads.
 
-        An entry that no longer decodes (a corrupt file, an old format) is dropped and produced again.
+        An entry that no longer decodes (a corrupt file, an old format) is dropped and produced again. A miss that
+        produced the value (here or in the request this one waited for) is recorded in the `upstream_ledger`.
         """
         key = f"{DATA_VERSION}:{key}"
 
@@ -121,13 +168,16 @@ class ArtifactStore:
         if cached is not None and (value := await decoded(cached)) is not None:
             return value
 
-        async def fill() -> T:
+        async def fill() -> tuple[T, bool]:
             again = await self.get_fresh(key)
             if again is not None and (value := await decoded(again)) is not None:
-                return value
+                return value, False
             fresh = await produce()
             payload = await run_blocking(encode, fresh, limiter=self._limiters.cpu)
             await self._put(key, Artifact(payload, "application/octet-stream", ttl_s))
-            return fresh
+            return fresh, True
 
-        return await self._flights.run(key, fill)
+        result, produced = await self._flights.run(key, fill)
+        if produced:
+            _note_upstream_asked()
+        return result

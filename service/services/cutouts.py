@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -26,24 +27,58 @@ CUTOUT_VERSION = "v1"
 
 @dataclass(frozen=True)
 class CutoutPlan:
-    """Which sector to cut, from which candidate CCDs; its cache keys follow from it."""
+    """Which sector to cut, from which candidate CCDs; its cache keys follow from it.
+
+    A cutout is square (``size_px`` on a side) unless ``rows_px`` says otherwise: then it is ``rows_px`` rows by
+    ``size_px`` columns (TESScut's y by x; only the TESScut mirror asks for rectangles).
+    """
 
     target: Target
     size_px: int
     sector: int
     candidates: tuple[SectorHit, ...]
     sector_pinned: bool
+    rows_px: int | None = None
+
+    @property
+    def shape_px(self) -> tuple[int, int]:
+        """Return (rows, columns)."""
+        return (self.rows_px or self.size_px, self.size_px)
+
+    @property
+    def is_square(self) -> bool:
+        """Return whether the cutout has as many rows as columns."""
+        return self.rows_px in (None, self.size_px)
 
     @property
     def fits_key(self) -> str:
         """Return the cache key of the FITS file: target, size, sector and the candidate camera/CCDs."""
         ccds = "+".join(f"{c.camera}-{c.ccd}" for c in self.candidates)
-        return f"cutout:{CUTOUT_VERSION}:{self.target.cache_key}:{self.size_px}:s{self.sector}:{ccds}"
+        # Squares keep the key they always had; a rectangle is "rows x columns", which no square key can be.
+        size = str(self.size_px) if self.is_square else "{}x{}".format(*self.shape_px)
+        return f"cutout:{CUTOUT_VERSION}:{self.target.cache_key}:{size}:s{self.sector}:{ccds}"
 
     @property
     def summary_key(self) -> str:
         """Return the cache key of the JSON summary."""
         return self.fits_key + ":summary"
+
+    @property
+    def files_key(self) -> str:
+        """Return the cache key of the manifest: every file TESScut returned that is kept, in its zip's order."""
+        return self.fits_key + ":files"
+
+    def other_file_key(self, name: str) -> str:
+        """Return the cache key of a returned file other than the one served by `fits_key`."""
+        return f"{self.fits_key}:also:{name}"
+
+
+@dataclass(frozen=True)
+class CutoutFile:
+    """One target pixel file as TESScut returned it: its name in TESScut's zip, and the cached bytes."""
+
+    name: str
+    body: CachedBody
 
 
 # TESS sectors follow each other every ~27.4 days from sector 1 (BTJD 1325.3); the real schedule drifts from this by
@@ -118,12 +153,22 @@ class CutoutService:
 
         return await self._store.body(f"resp:v1:sectors:{target.cache_key}", produce)
 
-    async def plan(self, target: Target, size_px: int, sector: int | None) -> CutoutPlan:
+    async def plan(self, target: Target, size_px: int, sector: int | None, *, rows_px: int | None = None) -> CutoutPlan:
         """Choose the sector (the requested one, else the latest) and its candidate CCDs; 404 when none."""
-        return (await self.plan_with_sectors(target, size_px, sector))[0]
+        return (await self.plan_with_sectors(target, size_px, sector, rows_px=rows_px))[0]
+
+    async def plan_every_sector(self, target: Target, size_px: int, *, rows_px: int | None = None) -> list[CutoutPlan]:
+        """Return one plan per sector that observed the target, oldest first; 404 when none did."""
+        plan, hits = await self.plan_with_sectors(target, size_px, None, rows_px=rows_px)
+        return [
+            dataclasses.replace(
+                plan, sector=sector, candidates=tuple(h for h in hits if h.sector == sector), sector_pinned=True
+            )
+            for sector in sorted({h.sector for h in hits})
+        ]
 
     async def plan_with_sectors(
-        self, target: Target, size_px: int, sector: int | None
+        self, target: Target, size_px: int, sector: int | None, *, rows_px: int | None = None
     ) -> tuple[CutoutPlan, list[SectorHit]]:
         """Like `plan`, also returning every sector/camera/CCD that observed the target."""
         hits = await self.sectors(target.ra_deg, target.dec_deg)
@@ -138,7 +183,7 @@ class CutoutService:
                 extensions={"sectors": observed},
             )
         candidates = tuple(h for h in hits if h.sector == chosen)
-        return CutoutPlan(target, size_px, chosen, candidates, sector_pinned=sector is not None), hits
+        return CutoutPlan(target, size_px, chosen, candidates, sector_pinned=sector is not None, rows_px=rows_px), hits
 
     async def cached(self, plan: CutoutPlan, fmt: CutoutFormat) -> Ready | None:
         """Return the cached answer for ``plan`` in ``fmt``, or None."""
@@ -154,7 +199,9 @@ class CutoutService:
             return plan
         middle = (start_btjd + end_btjd) / 2
         sector = min({h.sector for h in observed}, key=lambda s: abs(estimated_sector_middle_btjd(s) - middle))
-        return CutoutPlan(plan.target, plan.size_px, sector, tuple(h for h in observed if h.sector == sector), False)
+        return dataclasses.replace(
+            plan, sector=sector, candidates=tuple(h for h in observed if h.sector == sector), sector_pinned=False
+        )
 
     async def is_cached(self, plan: CutoutPlan) -> bool:
         """Return whether the FITS of ``plan`` is in the cache now."""
@@ -163,6 +210,54 @@ class CutoutService:
             return False
         ready.body.close()
         return True
+
+    async def files(self, plan: CutoutPlan) -> list[CutoutFile] | None:
+        """Return every file TESScut returned for ``plan``, opened from the cache; None unless all are there.
+
+        Cutouts cached before the manifest existed have none, and count as missing here (not for `cached`).
+        """
+        manifest = await self._store.get_fresh(plan.files_key)
+        if manifest is None:
+            return None
+        opened: list[CutoutFile] = []
+        try:
+            for entry in orjson.loads(manifest.read()):
+                body = await self._store.get_fresh(entry["key"])
+                if body is None:  # evicted on its own: the set is incomplete
+                    for found in opened:
+                        found.body.close()
+                    return None
+                opened.append(CutoutFile(entry["name"], body))
+        except BaseException:
+            for found in opened:  # cancelled half-way: nothing stays open
+                found.body.close()
+            raise
+        return opened
+
+    async def ensure_files(self, plan: CutoutPlan, result_url: str) -> tuple[list[CutoutFile], bool]:
+        """Return every file TESScut returned for ``plan`` and whether all came from the cache (else a job ran)."""
+        found = await self.files(plan)
+        if found is not None:
+            return found, True
+        job = self.start(plan, result_url)
+        assert job.task is not None
+        # Shielded: if our caller is cancelled, the cutout job (maybe shared with others) must go on.
+        await asyncio.shield(job.task)
+        if job.error is not None:
+            raise job.error
+        found = await self.files(plan)
+        if found is None:
+            raise InsufficientStorage(
+                "The cutout was made but the cache could not keep all its files (it is too small for cutouts this "
+                "large); ask for a smaller one, or the operator can raise TESS_SERVICE_CACHE_SIZE_LIMIT_MB."
+            )
+        return found, False
+
+    async def _has_all_files(self, plan: CutoutPlan) -> bool:
+        found = await self.files(plan)
+        for file in found or []:
+            file.body.close()
+        return found is not None
 
     async def ensure(self, plan: CutoutPlan, result_url: str) -> CachedBody:
         """Return the cached FITS of ``plan``, waiting for (or starting) the job that makes it."""
@@ -197,7 +292,7 @@ class CutoutService:
 
     async def _fetch(self, plan: CutoutPlan, job: Job) -> None:
         """Download, choose the file with the target, stamp the TIC, and cache the FITS and its summary."""
-        if await self.is_cached(plan):
+        if await self._has_all_files(plan):
             return  # stored by a job that ended between this request's cache check and now
         # The scratch directory sits beside the cache, on the same disk; it is removed whatever happens, so a
         # failed or interrupted download never leaves a file that could be served.
@@ -208,7 +303,7 @@ class CutoutService:
             paths = await self._tesscut.download(
                 target.ra_deg,
                 target.dec_deg,
-                plan.size_px,
+                plan.size_px if plan.is_square else plan.shape_px,
                 plan.sector,
                 directory,
                 on_start=lambda: job.mark("running"),
@@ -220,6 +315,12 @@ class CutoutService:
             await run_blocking(shutil.rmtree, directory, True, limiter=self._limiters.io)
 
     def _finish(self, plan: CutoutPlan, paths: list[Path]) -> None:
+        """Cache the file with the target under `fits_key`, its summary, the other files and the manifest.
+
+        The other files (a cutout that reaches a second CCD) are kept for position targets only, the ones the
+        TESScut mirror serves whole; TIC cutouts are stamped and only ever served alone. The manifest goes last,
+        so a manifest in the cache means every file it lists was stored.
+        """
         target = plan.target
         try:
             chosen = next((p for p in paths if contains_target(p, target.ra_deg, target.dec_deg)), paths[0])
@@ -258,12 +359,21 @@ class CutoutService:
         headers = {"Content-Disposition": f'attachment; filename="{summary["file_name"]}"'}
         if note:
             headers["X-Cutout-Note"] = note
+        kept = [p for p in paths if p == chosen or target.tic_id is None]
+        manifest = [
+            {"name": _safe_name(p), "key": plan.fits_key if p == chosen else plan.other_file_key(_safe_name(p))}
+            for p in kept
+        ]
+        for path, entry in zip(kept, manifest, strict=True):
+            if path != chosen:
+                self._cache.put_file(entry["key"], path, media_type="application/fits", ttl_s=self._ttl_cutout_s)
         self._cache.put_file(
             plan.fits_key, chosen, media_type="application/fits", ttl_s=self._ttl_cutout_s, headers=headers
         )
         self._cache.put(
             plan.summary_key, orjson.dumps(summary), media_type="application/json", ttl_s=self._ttl_cutout_s
         )
+        self._cache.put(plan.files_key, orjson.dumps(manifest), media_type="application/json", ttl_s=self._ttl_cutout_s)
 
     @staticmethod
     def file_name(plan: CutoutPlan, hit: SectorHit) -> str:
@@ -271,7 +381,8 @@ class CutoutService:
         who = (
             f"tic{plan.target.tic_id}" if plan.target.tic_id else f"{plan.target.ra_deg:.6f}_{plan.target.dec_deg:.6f}"
         )
-        return f"{who}_{hit.name}_{plan.size_px}x{plan.size_px}_astrocut.fits"
+        rows, columns = plan.shape_px
+        return f"{who}_{hit.name}_{columns}x{rows}_astrocut.fits"
 
 
 def _safe_name(path: Path) -> str:

@@ -1,9 +1,15 @@
-"""Data Validation products: TCE lists, TCE summaries and DV light curves, cached and coalesced."""
+"""Data Validation products: TCE lists, TCE summaries and DV light curves, cached and coalesced.
+
+The response methods report ``hit`` as "answered without asking ExoMAST" (what ``X-Cache: HIT`` means on the DV
+routes): the response itself was cached, or it was made from cached data alone, such as a CSV after the JSON of
+the same light curve, or a light curve after the ExoMAST mirror served that TCE's table.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +20,7 @@ from service.infra.cache import CachedBody
 from service.infra.threads import Limiters, run_blocking
 from service.rendering import lightcurve_tables
 from service.schemas import TceSummaryValues
-from service.services.artifacts import Artifact, ArtifactStore
+from service.services.artifacts import Artifact, ArtifactStore, upstream_ledger
 from service.tces import TceRef, parse_tce_id, resolve_tce
 from service.upstream.exomast import DvHeaders, DvTable, ExoMastClient, decode_dv_table, encode_dv_table
 
@@ -130,14 +136,28 @@ class DvService:
         self._ttl_tce_list_s = ttl_tce_list_s
         self._ttl_dv_s = ttl_dv_s
 
+    @property
+    def ttl_tce_list_s(self) -> int:
+        """Return how long TCE lists stay fresh."""
+        return self._ttl_tce_list_s
+
+    @property
+    def ttl_dv_s(self) -> int:
+        """Return how long DV headers and time series stay fresh."""
+        return self._ttl_dv_s
+
     # --- data: what ExoMAST said, normalised -------------------------------------------------------------
 
     async def tce_refs(self, tic_id: int) -> list[TceRef]:
         """Return the TIC's TCEs, sorted; NotFound when it has none."""
+        return sorted(await self.listed_tce_refs(tic_id))
+
+    async def listed_tce_refs(self, tic_id: int) -> list[TceRef]:
+        """Return the TIC's TCEs in ExoMAST's order (clients take ``[0]``); NotFound when it has none."""
 
         async def fetch() -> list[TceRef]:
             raw = await self._exomast.tce_ids(tic_id)
-            refs = sorted({ref for ref in map(parse_tce_id, raw) if ref is not None})
+            refs = list(dict.fromkeys(ref for ref in map(parse_tce_id, raw) if ref is not None))
             if raw and not refs:
                 # A list we cannot read (e.g. the pre-2019 'TCE_1' form, which needs no sector) must not be
                 # cached as "no TCEs".
@@ -184,6 +204,15 @@ class DvService:
 
     # --- responses: bytes as served ----------------------------------------------------------------------
 
+    async def answer(self, key: str, produce: Callable[[], Awaitable[Artifact]]) -> tuple[CachedBody, bool]:
+        """Return the response cached under ``key`` (produced on a miss) and whether ExoMAST went unasked.
+
+        ``produce`` must get its ExoMAST data through the data methods above, which is how asking is noticed.
+        """
+        with upstream_ledger() as ledger:
+            body, _ = await self._store.body(key, produce)
+        return body, not ledger.asked_upstream
+
     async def tce_list_response(self, tic_id: int) -> tuple[CachedBody, bool]:
         """Return the JSON list of a TIC's TCEs."""
 
@@ -192,7 +221,7 @@ class DvService:
             body = orjson.dumps({"tic_id": tic_id, "tces": [tce_json(r) for r in refs]})
             return Artifact(body, "application/json", self._ttl_tce_list_s)
 
-        return await self._store.body(f"resp:{RESPONSE_VERSION}:tces:{tic_id}", produce)
+        return await self.answer(f"resp:{RESPONSE_VERSION}:tces:{tic_id}", produce)
 
     async def _canonical_ref(self, tic_id: int, tce_id: str) -> tuple[TceRef | None, str]:
         """Return (ref or None, cache-key id): a full id keys the cache directly, a short one is resolved first."""
@@ -204,18 +233,21 @@ class DvService:
 
     async def tce_summary_response(self, tic_id: int, tce_id: str) -> tuple[CachedBody, bool]:
         """Return the JSON summary of one TCE."""
-        ref, key_id = await self._canonical_ref(tic_id, tce_id)
+        with upstream_ledger() as resolving:  # a short id may need the TCE list from ExoMAST
+            ref, key_id = await self._canonical_ref(tic_id, tce_id)
 
         async def produce() -> Artifact:
             resolved = ref or await self.resolve(tic_id, key_id)
             body = orjson.dumps(summarize_tce(tic_id, resolved, await self.headers(tic_id, resolved)))
             return Artifact(body, "application/json", self._ttl_dv_s)
 
-        return await self._store.body(f"resp:{RESPONSE_VERSION}:tce:{tic_id}:{key_id}", produce)
+        body, hit = await self.answer(f"resp:{RESPONSE_VERSION}:tce:{tic_id}:{key_id}", produce)
+        return body, hit and not resolving.asked_upstream
 
     async def lightcurve_response(self, query: LightCurveQuery) -> tuple[CachedBody, bool]:
         """Return a DV light curve as JSON, CSV or FITS, sliced and subset as asked."""
-        ref, key_id = await self._canonical_ref(query.tic_id, query.tce_id)
+        with upstream_ledger() as resolving:  # a short id may need the TCE list from ExoMAST
+            ref, key_id = await self._canonical_ref(query.tic_id, query.tce_id)
         # Equal requests share one key: columns case-folded without repeats, -0.0 read as 0.0.
         columns_key = ",".join(dict.fromkeys(c.upper() for c in query.columns)) if query.columns is not None else "*"
         start, end = (None if t is None else t + 0.0 for t in (query.start_btjd, query.end_btjd))
@@ -236,7 +268,8 @@ class DvService:
                 self._render, query, resolved, table, headers, columns, limiter=self._limiters.cpu
             )
 
-        return await self._store.body(key, produce)
+        body, hit = await self.answer(key, produce)
+        return body, hit and not resolving.asked_upstream
 
     def _render(
         self,

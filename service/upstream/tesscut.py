@@ -224,16 +224,18 @@ class TesscutClient:
         self,
         ra_deg: float,
         dec_deg: float,
-        size_px: int,
+        size_px: int | tuple[int, int],
         sector: int,
         directory: Path,
         on_start: Callable[[], None] | None = None,
     ) -> list[Path]:
-        """Download the cutout(s) of one sector into ``directory`` and return the TPF paths.
+        """Download the cutout(s) of one sector into ``directory`` and return the TPF paths, in the zip's order.
 
+        ``size_px`` is a square's side, or (rows, columns) for a rectangle, as astroquery's ``size`` takes it.
         astroquery streams the zip to ``directory`` (so the size of ``*.zip`` there is the download's progress); we
         unzip it there. ``directory`` must be this call's own: astroquery names the zip after the current second.
         """
+        size = list(size_px) if isinstance(size_px, tuple) else size_px
 
         def fetch(tesscut: Any) -> list[Path]:
             from astropy.coordinates import SkyCoord
@@ -245,7 +247,7 @@ class TesscutClient:
                 # inflate=False: we unzip ourselves, so the zip's size is exactly what MAST sent.
                 table = tesscut.download_cutouts(
                     coordinates=SkyCoord(ra_deg, dec_deg, unit="deg"),
-                    size=size_px,
+                    size=size,
                     sector=sector,
                     path=str(directory),
                     inflate=False,

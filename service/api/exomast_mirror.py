@@ -1,0 +1,307 @@
+"""The ExoMAST API v0.1 mirror: ``/api/v0.1/dvdata/tess/...`` as exo.mast.stsci.edu speaks it, served from our cache.
+
+Code written for ``https://exo.mast.stsci.edu/api/v0.1/`` works unchanged with the service's base URL instead.
+Errors a client causes come back as ExoMAST sends them (``{"detail": ...}`` as ``application/json``, not problem
+documents), because code written for ExoMAST reads ``detail``; failures of ExoMAST itself stay problem documents
+with ``Retry-After``.
+"""
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from starlette.responses import JSONResponse, Response
+
+from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
+from service.deps import ServicesDep
+from service.infra.http_cache import cached_response
+from service.services.exomast_mirror import ExoMastMirror, UpstreamStyleError, parse_star_id, parse_tce_request
+
+PREFIX = "/api/v0.1/dvdata/tess"
+MAX_QUERY_VALUE_LENGTH = 64
+
+EXAMPLE_TCES: list[JsonValue] = ["s0001-s0003:TCE_1", "s0002-s0002:TCE_1", "s0001-s0001:TCE_1", "s0003-s0003:TCE_1"]
+HIT_NOTE = (
+    " `X-Cache: HIT` means answered without asking MAST: from this route's cache, or from data a clean route "
+    "(`/tic/...`) already fetched; the two share one cache."
+)
+
+
+class UpstreamStyleRoute(APIRoute):
+    """A route whose client errors look like ExoMAST's: ``{"detail": ...}``, validation errors included."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap the handler so upstream-style errors bypass the app's problem+json handlers."""
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except UpstreamStyleError as exc:
+                return JSONResponse({"detail": exc.detail}, exc.status, headers={"Cache-Control": "no-store"})
+            except RequestValidationError as exc:
+                # ExoMAST is a FastAPI app: its validation errors are FastAPI's default 422 body.
+                response = await request_validation_exception_handler(request, exc)
+                response.headers["Cache-Control"] = "no-store"
+                return response
+
+        return handle
+
+
+router = APIRouter(tags=["ExoMAST mirror"], route_class=UpstreamStyleRoute)
+
+
+def get_mirror(services: ServicesDep) -> ExoMastMirror:
+    """Return the mirror over the app's DV service (a thin view: nothing to keep between requests)."""
+    return ExoMastMirror(services.dv, services.limiters)
+
+
+MirrorDep = Annotated[ExoMastMirror, Depends(get_mirror)]
+
+
+# --- documentation: ExoMAST's wire shapes (not the service's own schemas) ---------------------------------------
+
+
+class ExoMastTceList(BaseModel):
+    """ExoMAST's TCE list."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"TCE": EXAMPLE_TCES}]})
+
+    TCE: list[str] = Field(description="TCE ids `sNNNN-sNNNN:TCE_n`, in ExoMAST's order (not sorted).")
+
+
+class ExoMastDvInfo(BaseModel):
+    """ExoMAST's DV headers of one TCE."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "DV Primary Header": {"OBJECT": "TIC 214568914", "TESSMAG": 11.2, "TEFF": 5710.0},
+                    "DV Data Header": {"EXTNAME": "TCE_1", "TPERIOD": 4.01, "RA_OBJ": 97.05, "DEC_OBJ": -61.41},
+                    "TCE": ["s0001-s0001:TCE_1"],
+                }
+            ]
+        },
+    )
+
+    primary: dict[str, Any] = Field(alias="DV Primary Header", description="The DVT file's primary header.")
+    data: dict[str, Any] = Field(alias="DV Data Header", description="The TCE extension's header.")
+    tce: list[str] | None = Field(None, alias="TCE", description="The TIC's TCE list, only with `list_tce`.")
+
+
+class ExoMastDvField(BaseModel):
+    """One column of ExoMAST's DV table."""
+
+    colname: str = Field(description="Column name.")
+    datatype: str = Field(description="`int`, `real` or `varchar(N)`.")
+    description: str = Field(description="What the column holds.")
+
+
+class ExoMastDvTable(BaseModel):
+    """ExoMAST's DV time series: the columns, then one object per cadence."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "fields": [
+                        {"colname": "TIME", "datatype": "real", "description": "BTJD, days"},
+                        {"colname": "LC_DETREND", "datatype": "real", "description": "detrended relative flux"},
+                    ],
+                    "data": [{"TIME": 1325.2969, "LC_DETREND": -0.00012}, {"TIME": 1325.2983, "LC_DETREND": None}],
+                }
+            ]
+        }
+    )
+
+    fields: list[ExoMastDvField] = Field(description="The columns, in order, as ExoMAST describes them.")
+    data: list[dict[str, Any]] = Field(description="One object per cadence; missing values are null.")
+
+
+def _detail_error(description: str, detail: Any) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "properties": {"detail": {}}, "required": ["detail"]},
+                "example": {"detail": detail},
+            }
+        },
+    }
+
+
+_VALIDATION_ERROR = _detail_error(
+    "A query value is longer than the mirror accepts (FastAPI's validation body, as ExoMAST sends).",
+    [{"type": "string_too_long", "loc": ["query", "tce"], "msg": "String should have at most 64 characters"}],
+)
+_BAD_STAR_ID = _detail_error(
+    "`star_id` is not a TIC id.", "Invalid TESS star id 'WASP-18': expected a TIC id of 1 to 11 digits"
+)
+
+
+# --- parameters -------------------------------------------------------------------------------------------------
+
+StarIdPath = Annotated[
+    str,
+    Path(
+        description="TIC id, 1–11 digits; zero-padded (`00214568914`) and plain forms are the same star.",
+        openapi_examples={
+            "padded": {"summary": "Zero-padded, as the TESScut-ExoMAST tutorial writes it", "value": "00214568914"},
+            "plain": {"summary": "Plain (WASP-18)", "value": "100100827"},
+        },
+    ),
+]
+TceQuery = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_QUERY_VALUE_LENGTH,
+        description="The TCE: `TCE_1` or `1`. Without `sector`, a whole TCE-list entry `s0001-s0001:TCE_1` is also "
+        "accepted (the published TESScut-ExoMAST tutorial sends that; ExoMAST itself answers 400).",
+        openapi_examples={
+            "tce": {"summary": "TCE name, with sector", "value": "TCE_1"},
+            "combined": {"summary": "Whole TCE id, without sector", "value": "s0001-s0001:TCE_1"},
+        },
+    ),
+]
+SectorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_QUERY_VALUE_LENGTH,
+        description="Sector range of the DV run, `s0001-s0003`, or one sector number (`1` = `s0001-s0001`). "
+        "Required (400 'Missing sector in TESS request'), except with a whole TCE id in `tce`.",
+        openapi_examples={
+            "range": {"summary": "Sector range", "value": "s0001-s0003"},
+            "number": {"summary": "One sector", "value": "1"},
+        },
+    ),
+]
+
+
+def _get_twice(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a GET route at ``path`` with and without the trailing slash (ExoMAST takes both, no redirect)."""
+
+    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        router.add_api_route(path + "/", endpoint, methods=["GET"], **kwargs)
+        router.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False, **kwargs)
+        return endpoint
+
+    return register
+
+
+# --- routes -----------------------------------------------------------------------------------------------------
+
+
+@_get_twice(
+    PREFIX + "/{star_id}/tces",
+    response_model=ExoMastTceList,
+    summary="ExoMAST: list a star's TCEs",
+    description='ExoMAST\'s `dvdata/tess/{star_id}/tces/`: `{"TCE": ["s0001-s0001:TCE_1", ...]}` in ExoMAST\'s '
+    "order, so code taking `['TCE'][0]` gets the same TCE." + HIT_NOTE,
+    responses={
+        200: {"description": "The TCE list."},
+        400: _BAD_STAR_ID,
+        404: _detail_error("ExoMAST has no DV data for this star.", "No TESS DV data found for TIC 1"),
+        422: _VALIDATION_ERROR,
+        **problem_responses(*UPSTREAM_PROBLEMS),
+    },
+)
+async def mirror_tces(
+    request: Request,
+    star_id: StarIdPath,
+    services: ServicesDep,
+    mirror: MirrorDep,
+    tce: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_QUERY_VALUE_LENGTH,
+            description="Ignored, as ExoMAST ignores it (beginner_tess_exomast sends one).",
+            openapi_examples={"ignored": {"summary": "Ignored", "value": "TCE_1"}},
+        ),
+    ] = None,
+) -> Response:
+    """List a star's TCEs as ExoMAST does."""
+    body, hit = await mirror.tces_response(parse_star_id(star_id))
+    return cached_response(request, body, hit=hit, limiters=services.limiters)
+
+
+@_get_twice(
+    PREFIX + "/{star_id}/info",
+    response_model=ExoMastDvInfo,
+    summary="ExoMAST: a TCE's DV headers",
+    description='ExoMAST\'s `dvdata/tess/{star_id}/info/`: `{"DV Primary Header": {...}, "DV Data Header": '
+    '{...}}`, plus `"TCE": [...]` when `list_tce` is present (with or without a value).' + HIT_NOTE,
+    responses={
+        200: {"description": "The DV headers."},
+        400: _detail_error(
+            "`sector` or `tce` is missing or malformed, or `star_id` is not a TIC id.",
+            "Missing sector in TESS request",
+        ),
+        404: _detail_error(
+            "ExoMAST has no DV data for this star, or not this TCE.",
+            "No TCE_3 found for TIC 214568914 in sectors s0001-s0001",
+        ),
+        422: _VALIDATION_ERROR,
+        **problem_responses(*UPSTREAM_PROBLEMS),
+    },
+)
+async def mirror_info(
+    request: Request,
+    star_id: StarIdPath,
+    services: ServicesDep,
+    mirror: MirrorDep,
+    tce: TceQuery = None,
+    sector: SectorQuery = None,
+    list_tce: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_QUERY_VALUE_LENGTH,
+            description='A flag: present (any value, or none) adds the star\'s TCE list as `"TCE"`.',
+            openapi_examples={"flag": {"summary": "Present without a value", "value": ""}},
+        ),
+    ] = None,
+) -> Response:
+    """Return a TCE's DV headers as ExoMAST does."""
+    tic_id = parse_star_id(star_id)
+    body, hit = await mirror.info_response(tic_id, parse_tce_request(tce, sector), list_tce=list_tce is not None)
+    return cached_response(request, body, hit=hit, limiters=services.limiters)
+
+
+@_get_twice(
+    PREFIX + "/{star_id}/table",
+    response_model=ExoMastDvTable,
+    summary="ExoMAST: a TCE's DV time series",
+    description='ExoMAST\'s `dvdata/tess/{star_id}/table/`: `{"fields": [{colname, datatype, description}], '
+    '"data": [{...}, ...]}`, one object per cadence, missing values null. Several MB for multi-sector TCEs; '
+    "made once from the cached DV table, then served as cached bytes." + HIT_NOTE,
+    responses={
+        200: {"description": "The DV time series."},
+        400: _detail_error(
+            "`sector` or `tce` is missing or malformed, or `star_id` is not a TIC id.",
+            "Missing sector in TESS request",
+        ),
+        404: _detail_error(
+            "ExoMAST has no DV data for this star, or not this TCE.",
+            "No TCE_3 found for TIC 214568914 in sectors s0001-s0001",
+        ),
+        422: _VALIDATION_ERROR,
+        **problem_responses(*UPSTREAM_PROBLEMS),
+    },
+)
+async def mirror_table(
+    request: Request,
+    star_id: StarIdPath,
+    services: ServicesDep,
+    mirror: MirrorDep,
+    tce: TceQuery = None,
+    sector: SectorQuery = None,
+) -> Response:
+    """Return a TCE's DV time series as ExoMAST does."""
+    tic_id = parse_star_id(star_id)
+    body, hit = await mirror.table_response(tic_id, parse_tce_request(tce, sector))
+    return cached_response(request, body, hit=hit, limiters=services.limiters)
