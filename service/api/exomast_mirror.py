@@ -22,7 +22,8 @@ from service.infra.http_cache import cached_response
 from service.services.exomast_mirror import ExoMastMirror, UpstreamStyleError, parse_star_id, parse_tce_request
 
 PREFIX = "/api/v0.1/dvdata/tess"
-MAX_QUERY_VALUE_LENGTH = 64
+# A guard on what a request can make us parse; ExoMAST's own values are short ids (its parser answers 400 past that).
+MAX_QUERY_VALUE_LENGTH = 1024
 
 EXAMPLE_TCES: list[JsonValue] = ["s0001-s0003:TCE_1", "s0002-s0002:TCE_1", "s0001-s0001:TCE_1", "s0003-s0003:TCE_1"]
 HIT_NOTE = (
@@ -183,6 +184,12 @@ SectorQuery = Annotated[
 ]
 
 
+def _first_values(request: Request, tce: str | None, sector: str | None) -> tuple[str | None, str | None]:
+    """Return ``tce`` and ``sector`` as ExoMAST reads them: the FIRST of repeated values (FastAPI keeps the last)."""
+    tces, sectors = request.query_params.getlist("tce"), request.query_params.getlist("sector")
+    return (tces[0] if tces else tce), (sectors[0] if sectors else sector)
+
+
 def _get_twice(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a GET route at ``path`` with and without the trailing slash (ExoMAST takes both, no redirect)."""
 
@@ -268,6 +275,7 @@ async def mirror_info(
 ) -> Response:
     """Return a TCE's DV headers as ExoMAST does."""
     tic_id = parse_star_id(star_id)
+    tce, sector = _first_values(request, tce, sector)
     body, hit = await mirror.info_response(tic_id, parse_tce_request(tce, sector), list_tce=list_tce is not None)
     return cached_response(request, body, hit=hit, limiters=services.limiters)
 
@@ -303,5 +311,6 @@ async def mirror_table(
 ) -> Response:
     """Return a TCE's DV time series as ExoMAST does."""
     tic_id = parse_star_id(star_id)
+    tce, sector = _first_values(request, tce, sector)
     body, hit = await mirror.table_response(tic_id, parse_tce_request(tce, sector))
     return cached_response(request, body, hit=hit, limiters=services.limiters)

@@ -91,7 +91,7 @@ async def _form_body(request: Request) -> bytes:
     """Return the POST body, refusing (413) one larger than `MAX_FORM_BYTES` before and while reading it."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not re.fullmatch(r"[0-9]+", declared.strip()):
             raise TesscutBadRequest(f"Invalid Content-Length: {declared!r}")
         if int(declared) > MAX_FORM_BYTES:
             raise FormTooLarge()
@@ -173,6 +173,10 @@ def parse_cutout_size(params: dict[str, str]) -> tuple[int, int]:
     elif units in _ANGLE_UNITS_DEG and units:
         # An angular size covers at least that much sky: whole 21" pixels, rounded up.
         scale = _ANGLE_UNITS_DEG[units] / PIXEL_SCALE_DEG
+        if not math.isfinite(x * scale * y * scale):
+            raise TesscutBadRequest(
+                f"Requested cutout of {x} x {y} {units} exceeds the maximum of {MAX_CUTOUT_PIXELS:,} pixels."
+            )
         sizes = (math.ceil(x * scale - 1e-9), math.ceil(y * scale - 1e-9))
     else:
         raise TesscutBadRequest(f"Invalid units {units!r}: use px or d")
@@ -222,8 +226,8 @@ _POSITION: dict[str, ParamDoc] = {
 _SECTOR_PARAMS: dict[str, ParamDoc] = {
     **_POSITION,
     "radius": (
-        "Search radius: bare degrees, or a number with unit `d`, `m`, `s` or `px` (21″). Validated like TESScut's; "
-        "the answer is the lookup at the position itself (radius 0, what astroquery sends by default).",
+        "Search radius: bare degrees, or a number with unit `d`, `m`, `s` or `px` (21″); sectors whose FFIs come "
+        "within it are listed, as TESScut does.",
         "0",
         {"type": "string"},
         False,
@@ -340,15 +344,15 @@ _POST_ONLY: dict[int | str, dict[str, Any]] = {**_TOO_LARGE}
 
 
 def _mirror(services: Services) -> TesscutMirror:
-    # Waiting as long as the TESScut client may spend on one cutout, retries included: clients expect the zip.
-    return TesscutMirror(services.cutouts, wait_s=services.settings.tesscut_deadline_s)
+    # At most just under astroquery's default 600-s timeout: past it the client has gone; the job goes on.
+    return TesscutMirror(services.cutouts, wait_s=min(services.settings.tesscut_deadline_s, 540.0))
 
 
 async def _sector(request: Request, services: Services) -> Response:
     params = await request_params(request)
     ra, dec = parse_position(params)
-    parse_radius_px(params.get("radius"))  # validated as TESScut does; see the parameter's description
-    results = await _mirror(services).sector_results(ra, dec)
+    radius_deg = parse_radius_px(params.get("radius")) * PIXEL_SCALE_DEG
+    results = await _mirror(services).sector_results(ra, dec, radius_deg)
     return Response(
         orjson.dumps({"results": results}), media_type="application/json", headers={"Cache-Control": "no-cache"}
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ class CutoutFile:
     body: CachedBody
 
 
+PIXEL_SCALE_DEG = 21 / 3600  # TESS pixels are 21 arcseconds
+
 # TESS sectors follow each other every ~27.4 days from sector 1 (BTJD 1325.3); the real schedule drifts from this by
 # a few days over the years, far less than the time between two sectors that observed the same star.
 SECTOR_1_START_BTJD = 1325.3
@@ -133,11 +136,12 @@ class CutoutService:
         """
         shutil.rmtree(self._scratch, ignore_errors=True)
 
-    async def sectors(self, ra_deg: float, dec_deg: float) -> list[SectorHit]:
-        """Return the sectors/cameras/CCDs that observed a position (cached)."""
+    async def sectors(self, ra_deg: float, dec_deg: float, radius_deg: float = 0.0) -> list[SectorHit]:
+        """Return the sectors/cameras/CCDs whose FFIs cover a position, or any point within ``radius_deg`` (cached)."""
+        radius_key = f":r{radius_deg:.6f}" if radius_deg else ""
         return await self._store.value(
-            f"tesscut:sectors:{ra_deg:.6f},{dec_deg:.6f}",
-            lambda: self._tesscut.sectors(ra_deg, dec_deg),
+            f"tesscut:sectors:{ra_deg:.6f},{dec_deg:.6f}{radius_key}",
+            lambda: self._tesscut.sectors(ra_deg, dec_deg, radius_deg),
             encode=lambda hits: orjson.dumps([[h.sector, h.camera, h.ccd] for h in hits]),
             decode=lambda blob: [SectorHit(*row) for row in orjson.loads(blob)],
             ttl_s=self._ttl_sectors_s,
@@ -158,7 +162,7 @@ class CutoutService:
         return (await self.plan_with_sectors(target, size_px, sector, rows_px=rows_px))[0]
 
     async def plan_every_sector(self, target: Target, size_px: int, *, rows_px: int | None = None) -> list[CutoutPlan]:
-        """Return one plan per sector that observed the target, oldest first; 404 when none did."""
+        """Return one plan per sector whose FFIs the cutout reaches, oldest first; 404 when none."""
         plan, hits = await self.plan_with_sectors(target, size_px, None, rows_px=rows_px)
         return [
             dataclasses.replace(
@@ -170,8 +174,13 @@ class CutoutService:
     async def plan_with_sectors(
         self, target: Target, size_px: int, sector: int | None, *, rows_px: int | None = None
     ) -> tuple[CutoutPlan, list[SectorHit]]:
-        """Like `plan`, also returning every sector/camera/CCD that observed the target."""
-        hits = await self.sectors(target.ra_deg, target.dec_deg)
+        """Like `plan`, also returning every sector/camera/CCD the cutout reaches.
+
+        TESScut cuts every CCD that the cutout's area reaches, not only the one under its centre, so sectors are
+        looked up within half the cutout's diagonal; the clean routes and the TESScut mirror then plan alike.
+        """
+        reach_deg = math.hypot(size_px, rows_px or size_px) / 2 * PIXEL_SCALE_DEG
+        hits = await self.sectors(target.ra_deg, target.dec_deg, reach_deg)
         where = f"RA {target.ra_deg}, Dec {target.dec_deg}" + (f" (TIC {target.tic_id})" if target.tic_id else "")
         if not hits:
             raise NotFound(f"No TESS sector observed {where}: the position is on no detector.")

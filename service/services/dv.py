@@ -168,7 +168,8 @@ class DvService:
             return refs
 
         refs = await self._store.value(
-            f"exomast:tces:{tic_id}",
+            # v2: ExoMAST's own order (entries before it were sorted and must not be read as upstream order).
+            f"exomast:tces:v2:{tic_id}",
             fetch,
             encode=lambda refs: orjson.dumps([r.id for r in refs]),
             decode=lambda blob: [ref for ref in map(parse_tce_id, orjson.loads(blob)) if ref is not None],

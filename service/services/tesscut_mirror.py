@@ -180,9 +180,9 @@ class TesscutMirror:
         self._cutouts = cutouts
         self._wait_s = wait_s
 
-    async def sector_results(self, ra_deg: float, dec_deg: float) -> list[dict[str, str]]:
-        """Return TESScut's ``results`` list for a position: strings, the sector zero-padded (cached lookup)."""
-        hits = await self._cutouts.sectors(ra_deg, dec_deg)
+    async def sector_results(self, ra_deg: float, dec_deg: float, radius_deg: float) -> list[dict[str, str]]:
+        """Return TESScut's ``results`` list for a position and radius: strings, the sector zero-padded (cached)."""
+        hits = await self._cutouts.sectors(ra_deg, dec_deg, radius_deg)
         return [
             {"sectorName": h.name, "sector": f"{h.sector:04d}", "camera": str(h.camera), "ccd": str(h.ccd)}
             for h in hits

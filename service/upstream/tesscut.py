@@ -200,13 +200,13 @@ class TesscutClient:
         for session in list(self._sessions):
             session.close()
 
-    async def sectors(self, ra_deg: float, dec_deg: float) -> list[SectorHit]:
+    async def sectors(self, ra_deg: float, dec_deg: float, radius_deg: float = 0.0) -> list[SectorHit]:
         """Return every sector/camera/CCD whose FFIs cover the position, sorted."""
 
         def lookup(tesscut: Any) -> list[SectorHit]:
             # The same request astroquery's get_sectors sends, but its answer is checked here: get_sectors reads
             # a missing "results" as "no sectors", which would then be cached as such.
-            params = {"ra": ra_deg, "dec": dec_deg, "radius": 0.0}
+            params = {"ra": ra_deg, "dec": dec_deg, "radius": radius_deg}
             response = tesscut._service_api_connection.service_request_async("sector", params)
             try:
                 results = response.json()["results"]

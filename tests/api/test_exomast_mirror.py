@@ -213,7 +213,7 @@ async def test_errors_are_exomasts(client, upstream, path):
 
 @anyio
 async def test_overlong_query_values_get_fastapis_validation_body(client):
-    response = await client.get(f"{MIRROR}/{WEIRD_TIC}/table/", params={"tce": "1" * 65, "sector": "1"})
+    response = await client.get(f"{MIRROR}/{WEIRD_TIC}/table/", params={"tce": "1" * 1025, "sector": "1"})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/json"
     assert response.json()["detail"][0]["loc"] == ["query", "tce"]
@@ -246,3 +246,14 @@ async def test_trailing_slash_is_optional_and_tces_keep_exomasts_order(client, u
         assert response.status_code == 200, path
         assert response.json() == theirs
     assert theirs["TCE"] != sorted(theirs["TCE"])
+
+
+@pytest.mark.parametrize("query", ["sector=1&sector=zz&tce=1", "sector=zz&sector=1&tce=1", "tce=1&tce=zz&sector=1"])
+@pytest.mark.anyio
+async def test_repeated_parameters_are_read_like_exomast(client, mast, query):
+    path = f"/api/v0.1/dvdata/tess/{WEIRD_TIC}/info/?{query}"
+    ours = await client.get(path)
+    theirs = httpx.get(mast.url + path)
+    assert ours.status_code == theirs.status_code
+    if ours.status_code >= 400:
+        assert ours.json() == theirs.json()

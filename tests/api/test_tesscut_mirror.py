@@ -151,7 +151,9 @@ def test_unmodified_astroquery_gets_tesscuts_answers_from_the_service(mast, serv
     assert upstream["weird"]["cutouts"][0]["shape"] == [5, 5]
     # One sector lookup and one cutout per position; get_cutouts and download_cutouts share the cutout.
     after = astrocut_counts(mast)
-    assert (after[0] - before[0], after[1] - before[1]) == (2, 2)
+    # Per position: one astrocut call; one sector lookup at the point (get_sectors) and one over the cutout's area
+    # (TESScut cuts every CCD the area reaches), shared by get_cutouts and download_cutouts.
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 4)
 
     assert run_astroquery(service_url, tmp_path / "again") == upstream
     assert astrocut_counts(mast) == after, "repeated calls are answered from the cache"
@@ -389,3 +391,31 @@ async def test_every_sector_is_fetched_and_cached_on_its_own(client, mast):
     square = await client.get(ASTROCUT, params={**cutout, "x": 5, "sector": 2})
     assert square.headers["x-cache"] == "MISS", "a rectangle is not shared with a square"
     assert mast.count(endpoint="tesscut.astrocut") == 3 + 1 + 1  # sectors 1-3, the reference zip, the square
+
+
+@pytest.mark.parametrize("params", [{"x": "1e308", "y": "1e308", "units": "d"}, {"x": "1e308", "y": "2", "units": "m"}])
+@pytest.mark.anyio
+async def test_huge_angular_sizes_are_400_not_500(client, params):
+    response = await client.get(ASTROCUT, params={"ra": 340.8004, "dec": -36.3439, **params})
+    assert response.status_code == 400
+    assert "exceeds the maximum" in response.json()["msg"]
+
+
+@pytest.mark.anyio
+async def test_cutout_area_reaching_two_ccds_gets_both_like_tesscut(client, mast):
+    """Centre off-detector, but a 21-px cutout reaches CCDs 2 and 3 of sector 1: TESScut cuts both."""
+    params = {"ra": 327.944, "dec": -32.0879, "x": 21, "y": 21, "sector": 1}
+    ours = await client.get(ASTROCUT, params=params)
+    theirs = httpx.get(mast.url + "/tesscut/api/v0.1/astrocut", params=params, timeout=60)
+    assert theirs.headers["content-type"] == "application/zip"
+    assert ours.status_code == 200 and ours.headers["content-type"] == "application/zip"
+    names = lambda body: sorted(zipfile.ZipFile(io.BytesIO(body)).namelist())  # noqa: E731
+    assert names(ours.content) == names(theirs.content)
+
+
+@pytest.mark.anyio
+async def test_sector_radius_is_honoured(client, mast):
+    params = {"ra": 327.944, "dec": -32.0879, "radius": 0.5}
+    ours = (await client.get("/tesscut/api/v0.1/sector", params=params)).json()
+    theirs = httpx.get(mast.url + "/tesscut/api/v0.1/sector", params=params).json()
+    assert ours == theirs and ours["results"]
