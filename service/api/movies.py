@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from service.api.cutouts import Dec, OptionalDec, OptionalRa, Ra, Sector, Size, Wait, explicit_position
@@ -110,24 +111,36 @@ FRAME_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def movie_style(
-    cmap: str,
-    vmin: float | None,
-    vmax: float | None,
-    stretch: Literal["linear", "sqrt", "log", "asinh"],
-    scale: int | None,
-    fps: float,
-    colorbar: bool,
+def frame_style(
+    cmap: Cmap = "YlGnBu_r",
+    vmin: Limit = None,
+    vmax: Limit = None,
+    stretch: Stretch = "linear",
+    scale: Scale = None,
+    colorbar: Colorbar = False,
 ) -> MovieStyle:
-    """Validate the styling parameters together and build the style."""
+    """Validate the styling parameters of an image together and build the style."""
     if cmap not in ALLOWED_CMAPS:
         raise InvalidRequest(f"cmap '{cmap}' is not offered; use one of {', '.join(sorted(ALLOWED_CMAPS))}.")
     if vmin is not None and vmax is not None and not vmin < vmax:
         raise InvalidRequest(f"vmin ({vmin}) must be below vmax ({vmax}).")
     try:
-        return MovieStyle(cmap=cmap, vmin=vmin, vmax=vmax, stretch=stretch, scale=scale, fps=fps, colorbar=colorbar)
+        return MovieStyle(cmap=cmap, vmin=vmin, vmax=vmax, stretch=stretch, scale=scale, colorbar=colorbar)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
+
+
+def movie_style(style: Annotated[MovieStyle, Depends(frame_style)], fps: Fps = 20.0) -> MovieStyle:
+    """Return the image style with the movie's pace."""
+    try:
+        return dataclasses.replace(style, fps=fps)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+# The styling parameters reach each route's OpenAPI parameters through these dependencies.
+FrameStyleDep = Annotated[MovieStyle, Depends(frame_style)]
+MovieStyleDep = Annotated[MovieStyle, Depends(movie_style)]
 
 
 def check_window(start: float, end: float) -> None:
@@ -196,22 +209,15 @@ async def movie_of_tic(
     start: Start,
     end: End,
     services: ServicesDep,
+    style: MovieStyleDep,
     sector: Sector = None,
     size: Size = 50,
     ra: OptionalRa = None,
     dec: OptionalDec = None,
-    cmap: Cmap = "YlGnBu_r",
-    vmin: Limit = None,
-    vmax: Limit = None,
-    stretch: Stretch = "linear",
-    scale: Scale = None,
-    fps: Fps = 20.0,
-    colorbar: Colorbar = False,
     format: MovieFormatParam = "gif",
     wait: Wait = None,
 ) -> Response:
     """Serve a movie of a TIC's cutout."""
-    style = movie_style(cmap, vmin, vmax, stretch, scale, fps, colorbar)
     check_window(start, end)
     target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
     return await _serve(
@@ -234,20 +240,13 @@ async def movie_at(
     start: Start,
     end: End,
     services: ServicesDep,
+    style: MovieStyleDep,
     sector: Sector = None,
     size: Size = 50,
-    cmap: Cmap = "YlGnBu_r",
-    vmin: Limit = None,
-    vmax: Limit = None,
-    stretch: Stretch = "linear",
-    scale: Scale = None,
-    fps: Fps = 20.0,
-    colorbar: Colorbar = False,
     format: MovieFormatParam = "gif",
     wait: Wait = None,
 ) -> Response:
     """Serve a movie of the cutout at a position."""
-    style = movie_style(cmap, vmin, vmax, stretch, scale, fps, colorbar)
     return await _serve(
         request, services, Target(ra, dec), size=size, sector=sector, start=start, end=end, style=style,
         fmt=format, wait=wait, cutout_path=f"/cutout?ra={ra}&dec={dec}",
@@ -273,20 +272,14 @@ async def frame_of_tic(
         ),
     ],
     services: ServicesDep,
+    style: FrameStyleDep,
     sector: Sector = None,
     size: Size = 50,
     ra: OptionalRa = None,
     dec: OptionalDec = None,
-    cmap: Cmap = "YlGnBu_r",
-    vmin: Limit = None,
-    vmax: Limit = None,
-    stretch: Stretch = "linear",
-    scale: Scale = None,
-    colorbar: Colorbar = False,
     wait: Wait = None,
 ) -> Response:
     """Serve one frame of a TIC's cutout."""
-    style = movie_style(cmap, vmin, vmax, stretch, scale, 20.0, colorbar)
     target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
     return await _serve(
         request, services, target, size=size, sector=sector, start=time, end=time, style=style, fmt="png",
