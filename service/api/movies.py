@@ -20,9 +20,14 @@ from service.services.targets import Target
 
 router = APIRouter(tags=["Movies and images"])
 
+# BTJD bounds far outside any mission time, so windows stay arithmetic-safe (a span of 1e308 overflowed).
+MIN_BTJD, MAX_BTJD = -1e5, 1e6
+
 Start = Annotated[
     float,
     Query(
+        ge=MIN_BTJD,
+        le=MAX_BTJD,
         allow_inf_nan=False,
         description="Window start, BTJD (BJD − 2457000): the movie starts at the frame nearest to it.",
         openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1334.0}},
@@ -31,6 +36,8 @@ Start = Annotated[
 End = Annotated[
     float,
     Query(
+        ge=MIN_BTJD,
+        le=MAX_BTJD,
         allow_inf_nan=False,
         description="Window end, BTJD: the movie ends at the frame nearest to it (inclusive).",
         openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1335.0}},
@@ -46,6 +53,8 @@ Cmap = Annotated[
 Limit = Annotated[
     float | None,
     Query(
+        ge=-1e30,
+        le=1e30,
         allow_inf_nan=False,
         description="Flux (e-/s) at the bottom (vmin) or top (vmax) of the colour scale; default: robust "
         "percentiles over the selected frames, so one hot pixel cannot wash the movie out.",
@@ -266,6 +275,8 @@ async def frame_of_tic(
     time: Annotated[
         float,
         Query(
+            ge=MIN_BTJD,
+            le=MAX_BTJD,
             allow_inf_nan=False,
             description="BTJD; the frame nearest to it is drawn.",
             openapi_examples={"dip": {"summary": "Mid-dip", "value": 1334.45}},

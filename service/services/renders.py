@@ -144,7 +144,8 @@ class RenderService:
         if request.format == "png":
             return
         if frames is None:
-            frames = math.floor((request.end_btjd - request.start_btjd) / ffi_cadence_days(request.plan.sector)) + 1
+            span = (request.end_btjd - request.start_btjd) / ffi_cadence_days(request.plan.sector)
+            frames = math.floor(span) + 1 if math.isfinite(span) else self._max_frames + 1
         if frames > self._max_frames:
             raise InvalidRequest(
                 f"BTJD {request.start_btjd}–{request.end_btjd} holds about {frames} frames in sector "

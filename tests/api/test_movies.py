@@ -204,3 +204,17 @@ async def test_too_many_frames_is_refused_before_fetching_the_cutout(make_client
     assert response.status_code == 422
     assert "more than the 10 allowed" in response.json()["detail"]
     assert mast.count(endpoint="tesscut.astrocut") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        (MOVIE, {"start": -1e308, "end": 1e308}),
+        (f"/tic/{WEIRD_TIC}/tces/{WEIRD_TCE}/lightcurve.png", {"start": -1e308, "end": 1e308, "x": "time"}),
+        (f"/tic/{WEIRD_TIC}/frame.png", {"time": 1334, "vmin": -1e308, "vmax": 1e308}),
+    ],
+)
+async def test_huge_finite_numbers_are_422_not_500(client, path, params):
+    response = await client.get(path, params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
