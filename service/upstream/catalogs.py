@@ -9,7 +9,7 @@ import httpx
 import orjson
 
 from service.errors import BadUpstreamResponse
-from service.upstream.http import post_form
+from service.upstream.http import request_bytes
 
 UPSTREAM = "MAST TIC catalog"
 
@@ -75,8 +75,9 @@ class TicCatalogClient:
 
     async def lookup(self, tic_id: int) -> TicEntry | None:
         """Return the TIC entry, or None when the catalog does not know the id."""
-        body = await post_form(
+        body = await request_bytes(
             self._client,
+            "POST",
             self._url,
             data=tic_request(tic_id),
             upstream=UPSTREAM,

@@ -12,7 +12,7 @@ import orjson
 
 from service.errors import BadUpstreamResponse, NotFound
 from service.infra.threads import Limiters, run_blocking
-from service.upstream.http import get_bytes, parse_json
+from service.upstream.http import parse_json, request_bytes
 
 UPSTREAM = "ExoMAST"
 
@@ -141,8 +141,9 @@ class ExoMastClient:
         self._total_timeout_s = total_timeout_s
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
-        body = await get_bytes(
+        body = await request_bytes(
             self._client,
+            "GET",
             self._base_url + path,
             params=params,
             upstream=UPSTREAM,

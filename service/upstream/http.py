@@ -61,36 +61,6 @@ def _upstream_message(body: bytes) -> str:
     return str(parsed)[:200]
 
 
-async def get_bytes(
-    client: httpx.AsyncClient,
-    url: str,
-    *,
-    params: dict[str, str] | None,
-    upstream: str,
-    max_bytes: int,
-    total_timeout_s: float,
-) -> UpstreamBody:
-    """GET ``url`` and return its body, or raise the matching `ServiceError` (see `request_bytes`)."""
-    return await request_bytes(
-        client, "GET", url, params=params, upstream=upstream, max_bytes=max_bytes, total_timeout_s=total_timeout_s
-    )
-
-
-async def post_form(
-    client: httpx.AsyncClient,
-    url: str,
-    *,
-    data: dict[str, str],
-    upstream: str,
-    max_bytes: int,
-    total_timeout_s: float,
-) -> UpstreamBody:
-    """POST a form to ``url`` and return its body, or raise the matching `ServiceError` (see `request_bytes`)."""
-    return await request_bytes(
-        client, "POST", url, data=data, upstream=upstream, max_bytes=max_bytes, total_timeout_s=total_timeout_s
-    )
-
-
 async def request_bytes(
     client: httpx.AsyncClient,
     method: str,
