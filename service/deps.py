@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from service.infra.cache import DiskCache
 from service.infra.threads import Limiters
 from service.services.cutouts import CutoutService
 from service.services.dv import DvService
@@ -14,6 +15,7 @@ from service.services.jobs import JobRegistry
 from service.services.renders import RenderService
 from service.services.targets import TargetResolver
 from service.settings import Settings
+from service.upstream.resilience import CircuitBreaker
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Services:
 
     settings: Settings
     limiters: Limiters
+    cache: DiskCache
+    breakers: tuple[CircuitBreaker, ...]  # one per upstream: ExoMAST, the TIC catalog, TESScut
     dv: DvService
     targets: TargetResolver
     cutouts: CutoutService
@@ -29,13 +33,15 @@ class Services:
     renders: RenderService
 
 
-def get_services(request: Request) -> Services:
+# The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop that
+# cost more than the whole cache hit it was part of (benchmarks/bench_load.py).
+async def get_services(request: Request) -> Services:
     """Return the services the lifespan put on the app."""
     services: Services = request.app.state.services
     return services
 
 
-def get_tic_id(
+async def get_tic_id(
     tic_id: Annotated[
         str,
         Path(

@@ -6,6 +6,8 @@ ServiceError (500)
 ├── NotAcceptable (406)       an Accept header we cannot satisfy
 ├── InvalidRequest (422)      bad parameters, request validation included
 ├── InsufficientStorage (507) a result larger than the cache may hold
+├── Overloaded (503)          a work pool's queue is full: new work is refused at once, with Retry-After
+├── ServiceRestarting (503)   a job the service stopped at shutdown; asking again starts it afresh
 └── UpstreamError (502)       MAST misbehaved; `retryable` says whether trying again can help
     ├── BadUpstreamResponse (502)
     ├── UpstreamUnavailable (503)
@@ -22,6 +24,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from service.infra.observability import REQUEST_ID_HEADER, current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -78,6 +82,23 @@ class InsufficientStorage(ServiceError):
     status, title, slug = 507, "Insufficient storage", "insufficient-storage"
 
 
+class Overloaded(ServiceError):
+    """A work pool (cutouts, rendering) is full; identical running work and cached answers are still served."""
+
+    status, title, slug = 503, "Service overloaded", "overloaded"
+    retryable = True
+
+    def __init__(self, detail: str, *, pool: str, retry_after_s: int) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, extensions={"pool": pool})
+
+
+class ServiceRestarting(ServiceError):
+    """The service shut down while a job ran; nothing partial was kept, so the next request starts afresh."""
+
+    status, title, slug = 503, "Service restarting", "service-restarting"
+    retryable = True
+
+
 class UpstreamError(ServiceError):
     """MAST did not give a usable answer."""
 
@@ -126,6 +147,9 @@ def problem_body(
     }
     if retry_after_s is not None:
         body["retry_after_s"] = retry_after_s
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
     body.update(extensions or {})
     return body
 
@@ -204,7 +228,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(
+    response = problem_response(
         problem_body(
             request.url.path,
             status=500,
@@ -213,6 +237,11 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
             slug=ServiceError.slug,
         )
     )
+    # Starlette answers unhandled errors outside every middleware, so the request id middleware cannot add this.
+    request_id = current_request_id()
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

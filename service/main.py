@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import gc
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,14 +13,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service import __version__
-from service.api import cutouts, health, jobs, lightcurves, movies, tces
+from service.api import cutouts, health, jobs, lightcurves, metrics, movies, tces
 from service.api.exomast_mirror import router as exomast_mirror_router
 from service.api.tesscut_mirror import router as tesscut_mirror_router
 from service.deps import Services
 from service.errors import install_error_handlers
 from service.infra.cache import DiskCache
 from service.infra.head import HeadAsGetMiddleware
-from service.infra.threads import Limiters, run_blocking
+from service.infra.http_cache import StaleMarkingMiddleware
+from service.infra.observability import RequestObservabilityMiddleware
+from service.infra.signals import termination_hook
+from service.infra.threads import Admission, Limiters, run_blocking
 from service.schemas import Problem
 from service.services.artifacts import ArtifactStore
 from service.services.cutouts import CutoutService
@@ -27,8 +32,12 @@ from service.services.jobs import JobRegistry
 from service.services.renders import RenderService
 from service.services.targets import TargetResolver
 from service.settings import Settings, get_settings
+from service.upstream.catalogs import UPSTREAM as TIC_CATALOG
 from service.upstream.catalogs import TicCatalogClient
+from service.upstream.exomast import UPSTREAM as EXOMAST
 from service.upstream.exomast import ExoMastClient
+from service.upstream.resilience import CircuitBreaker, RetryPolicy, UpstreamGuard
+from service.upstream.tesscut import UPSTREAM as TESSCUT
 from service.upstream.tesscut import TesscutClient
 
 DESCRIPTION = """
@@ -58,6 +67,14 @@ def _http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+def _guard(upstream: str, settings: Settings, policy: RetryPolicy, clock: Callable[[], float]) -> UpstreamGuard:
+    """Return one upstream's retry policy and circuit breaker (per app instance, so tests stay independent)."""
+    breaker = CircuitBreaker(
+        upstream, failure_threshold=settings.breaker_failure_threshold, reset_s=settings.breaker_reset_s, clock=clock
+    )
+    return UpstreamGuard(breaker, policy)
+
+
 def _quiet_astroquery() -> None:
     """Silence astroquery's line per download ("Downloading URL ... [Done]"): we log what matters."""
     from astroquery import log as astroquery_log
@@ -65,8 +82,11 @@ def _quiet_astroquery() -> None:
     astroquery_log.setLevel("WARNING")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; the lifespan opens the HTTP client and the cache, and closes them."""
+def create_app(settings: Settings | None = None, *, breaker_clock: Callable[[], float] = time.monotonic) -> FastAPI:
+    """Build the application; the lifespan opens the HTTP client and the cache, and closes them.
+
+    ``breaker_clock`` is the circuit breakers' clock (tests move it by hand).
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -75,16 +95,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiters = Limiters.create(
             cpu_threads=settings.cpu_threads, io_threads=settings.io_threads, render_threads=settings.render_threads
         )
-        cache = DiskCache(settings.cache_dir, size_limit_bytes=settings.cache_size_limit_mb * 1024 * 1024)
-        store = ArtifactStore(cache, limiters)
+        cache = DiskCache(
+            settings.cache_dir,
+            size_limit_bytes=settings.cache_size_limit_mb * 1024 * 1024,
+            keep_stale_s=settings.stale_if_error_s,
+            write_pause_s=settings.cache_write_pause_s,
+            memory_max_bytes=settings.hot_cache_mb * 1024 * 1024 if settings.hot_entry_max_kb else 0,
+            memory_entry_max_bytes=settings.hot_entry_max_kb * 1024,
+        )
+        store = ArtifactStore(cache, limiters, keep_values=cache.memory.max_bytes > 0)
         jobs_registry = JobRegistry(keep_s=settings.job_keep_s)
         max_body = settings.upstream_max_body_mb * 1024 * 1024
+        json_policy = RetryPolicy(
+            settings.upstream_max_attempts, settings.upstream_backoff_s, settings.upstream_deadline_s
+        )
+        exomast_guard = _guard(EXOMAST, settings, json_policy, breaker_clock)
+        catalog_guard = _guard(TIC_CATALOG, settings, json_policy, breaker_clock)
+        tesscut_guard = _guard(
+            TESSCUT,
+            settings,
+            RetryPolicy(settings.tesscut_max_attempts, settings.tesscut_backoff_s, settings.tesscut_deadline_s),
+            breaker_clock,
+        )
         try:
             async with _http_client(settings) as exomast_http, _http_client(settings) as mast_http:
                 exomast = ExoMastClient(
                     exomast_http,
                     settings.exomast_url,
                     limiters,
+                    exomast_guard,
                     max_body_bytes=max_body,
                     total_timeout_s=settings.upstream_total_timeout_s,
                 )
@@ -94,18 +133,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 catalog = TicCatalogClient(
                     mast_http,
                     settings.mast_url,
+                    catalog_guard,
                     max_body_bytes=max_body,
                     total_timeout_s=settings.upstream_total_timeout_s,
                 )
                 tesscut = TesscutClient(
                     settings.mast_url,
+                    tesscut_guard,
                     max_in_flight=settings.tesscut_max_in_flight,
                     starts_per_s=settings.tesscut_starts_per_s,
                     connect_timeout_s=settings.upstream_connect_timeout_s,
                     read_timeout_s=settings.tesscut_read_timeout_s,
-                    deadline_s=settings.tesscut_deadline_s,
-                    max_attempts=settings.tesscut_max_attempts,
-                    backoff_s=settings.tesscut_backoff_s,
                 )
                 cutout_service = CutoutService(
                     store,
@@ -113,12 +151,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     tesscut,
                     jobs_registry,
                     limiters,
+                    # Cutout work runs in TESScut's in-flight slots; a retry comes back when a slot may be free.
+                    pool=Admission(
+                        "cutout",
+                        running=settings.tesscut_max_in_flight,
+                        waiting=settings.cutout_queue_max,
+                        retry_after_s=10,
+                    ),
                     ttl_sectors_s=settings.ttl_sectors_s,
                     ttl_cutout_s=settings.ttl_cutout_s,
                 )
                 services = Services(
                     settings=settings,
                     limiters=limiters,
+                    cache=cache,
+                    breakers=(exomast_guard.breaker, catalog_guard.breaker, tesscut_guard.breaker),
                     dv=dv,
                     targets=TargetResolver(store, dv, catalog, ttl_s=settings.ttl_sectors_s),
                     cutouts=cutout_service,
@@ -130,6 +177,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         cutout_service,
                         jobs_registry,
                         limiters,
+                        pool=Admission(
+                            "render",
+                            running=settings.render_threads,
+                            waiting=settings.render_queue_max,
+                            retry_after_s=2,
+                        ),
                         ttl_s=settings.ttl_cutout_s,
                         ttl_lightcurve_s=settings.ttl_dv_s,
                         max_frames=settings.movie_max_frames,
@@ -137,9 +190,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     ),
                 )
                 await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)
+                await run_blocking(cache.sweep, limiter=limiters.io)  # leftovers of a killed process
                 app.state.services = services
                 try:
-                    yield
+                    # Told to stop (SIGTERM): requests waiting for jobs answer 503 before the grace period ends.
+                    with termination_hook(lambda: jobs_registry.begin_shutdown(settings.shutdown_grace_s)):
+                        yield
                 finally:
                     tesscut.close()
                     await jobs_registry.shutdown()
@@ -153,13 +209,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Added before HeadAsGet, so it runs inside it and sees the router's matched route for HEAD requests too.
+    app.add_middleware(RequestObservabilityMiddleware, access_log=settings.access_log)
     app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(StaleMarkingMiddleware)
     app.include_router(tces.router)
     app.include_router(lightcurves.router)
     app.include_router(cutouts.router)
     app.include_router(movies.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(exomast_mirror_router)
     app.include_router(tesscut_mirror_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -176,3 +236,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 app = create_app()
+# What was built so far (modules, routes) lives as long as the process. Frozen, it is skipped by the collector's
+# full passes, which would otherwise walk ~175k objects each (~90 ms with the event loop stopped, several times a
+# second under load: most of the warm p99 in benchmarks/bench_load.py).
+gc.collect()
+gc.freeze()

@@ -150,6 +150,39 @@ class Health(BaseModel):
     version: str = Field(description="Service version.")
 
 
+class ReadyCheck(BaseModel):
+    """One readiness check: the cache, or one upstream's circuit breaker."""
+
+    name: str = Field(description="'cache', or the upstream's name (ExoMAST, MAST TIC catalog, TESScut).")
+    ok: bool = Field(description="Whether this check passes.")
+    state: str = Field(
+        description="Cache: 'writable' or 'failing'. Upstream: its breaker, 'closed', 'open' (calls refused) or "
+        "'half-open' (a trial call is due or under way)."
+    )
+    detail: str | None = Field(None, description="Why the check fails, when it does.")
+    retry_after_s: int | None = Field(None, description="For an open breaker: seconds until it tries again.")
+
+
+EXAMPLE_READY_CHECKS: list[JsonValue] = [
+    {"name": "cache", "ok": True, "state": "writable", "detail": None, "retry_after_s": None},
+    {"name": "ExoMAST", "ok": True, "state": "closed", "detail": None, "retry_after_s": None},
+    {"name": "MAST TIC catalog", "ok": True, "state": "closed", "detail": None, "retry_after_s": None},
+    {"name": "TESScut", "ok": True, "state": "closed", "detail": None, "retry_after_s": None},
+]
+
+
+class Ready(BaseModel):
+    """Readiness: the cache takes writes; each upstream's breaker state is reported."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ready", "checks": EXAMPLE_READY_CHECKS}]})
+
+    status: str = Field(
+        description="'ready', or 'degraded' when an upstream's circuit breaker is open (cached answers are "
+        "still served)."
+    )
+    checks: list[ReadyCheck] = Field(description="Every check, passing or not.")
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document: every error the service answers is one of these."""
 
@@ -162,6 +195,9 @@ class Problem(BaseModel):
     instance: str = Field(description="The request path.")
     retryable: bool = Field(description="Whether the same request may succeed later.")
     retry_after_s: int | None = Field(None, description="Seconds to wait before retrying, when known.")
+    request_id: str | None = Field(
+        None, description="The answer's `X-Request-ID`: quote it when reporting a problem (it is in our logs)."
+    )
 
 
 EXAMPLE_SECTOR: dict[str, JsonValue] = {"sector": 1, "camera": 1, "ccd": 2, "name": "tess-s0001-1-2"}

@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,27 @@ class Settings(BaseSettings):
     cache_size_limit_mb: int = Field(2048, ge=16, description="Size limit of the disk cache, in MiB.")
     ttl_tce_list_s: int = Field(3600, ge=0, description="Freshness of TCE lists, in seconds.")
     ttl_dv_s: int = Field(7 * 86400, ge=0, description="Freshness of DV headers and DV time series, in seconds.")
+    stale_if_error_s: int = Field(
+        7 * 86400,
+        ge=0,
+        description="How long past its freshness a cached answer may still be served (marked stale) when MAST "
+        "fails; 0 disables. Entries are kept that long.",
+    )
+    cache_write_pause_s: float = Field(
+        0.0,
+        ge=0,
+        description="Test hook for crash tests: stall every file copy into the cache this long after its first "
+        "4 MiB. 0 (off) in production.",
+    )
+    hot_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="Memory for the cache's in-memory tier, in MiB: small checked answers and decoded data served "
+        "without touching the disk. 0 disables it.",
+    )
+    hot_entry_max_kb: int = Field(
+        1024, ge=0, description="Largest answer the in-memory cache tier holds, in KiB. 0 disables the tier."
+    )
 
     upstream_connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout for MAST calls, seconds.")
     upstream_read_timeout_s: float = Field(60.0, gt=0, description="Read timeout for MAST calls, seconds.")
@@ -30,6 +52,19 @@ class Settings(BaseSettings):
     upstream_total_timeout_s: float = Field(300.0, gt=0, description="Whole exchange with MAST (JSON APIs), seconds.")
     upstream_max_connections: int = Field(20, ge=1, description="Open connections to each MAST host at most.")
     upstream_max_body_mb: int = Field(512, ge=1, description="Largest upstream JSON body accepted, in MiB.")
+    upstream_max_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per ExoMAST/TIC catalog call on transient failures (503, timeouts...)."
+    )
+    upstream_backoff_s: float = Field(0.5, gt=0, description="Base of the exponential backoff (ExoMAST, TIC), s.")
+    upstream_deadline_s: float = Field(
+        300.0, gt=0, description="Overall time for one ExoMAST/TIC catalog call, retries included, seconds."
+    )
+    breaker_failure_threshold: int = Field(
+        5, ge=1, description="Failed attempts in a row after which an upstream's circuit breaker opens."
+    )
+    breaker_reset_s: float = Field(
+        30.0, gt=0, description="How long an open breaker refuses calls before letting one probe through, s."
+    )
 
     ttl_sectors_s: int = Field(86400, ge=0, description="Freshness of sector lists (new sectors appear), in seconds.")
     ttl_cutout_s: int = Field(30 * 86400, ge=0, description="Freshness of FFI cutouts, in seconds.")
@@ -38,11 +73,27 @@ class Settings(BaseSettings):
     tesscut_starts_per_s: float = Field(5.0, gt=0, le=5, description="TESScut requests started per second at most.")
     tesscut_read_timeout_s: float = Field(600.0, gt=0, description="Read timeout of one TESScut request, seconds.")
     tesscut_deadline_s: float = Field(1800.0, gt=0, description="Overall time for one cutout, retries included.")
-    tesscut_max_attempts: int = Field(4, ge=1, le=10, description="Attempts per TESScut call on 503/504/timeouts.")
+    tesscut_max_attempts: int = Field(
+        4, ge=1, le=10, description="Attempts per TESScut call on transient failures (503/504, timeouts, drops)."
+    )
     tesscut_backoff_s: float = Field(1.0, gt=0, description="Base of the exponential backoff between attempts, s.")
+    tesscut_mirror_wait_s: float = Field(
+        540.0,
+        gt=0,
+        description="How long the TESScut mirror holds a cold cutout request before a 504 (the job goes on), s.",
+    )
 
     job_wait_default_s: float = Field(60.0, ge=0, description="How long a cutout request waits before 202.")
     job_keep_s: int = Field(3600, ge=60, description="How long finished jobs stay visible at /jobs/{id}.")
+    cutout_queue_max: int = Field(
+        20, ge=0, description="Cutouts that may wait for a TESScut slot; past them new cutouts get 503 + Retry-After."
+    )
+    render_queue_max: int = Field(
+        32, ge=0, description="Renders that may wait for a render thread; past them new renders get 503 + Retry-After."
+    )
+    shutdown_grace_s: int = Field(
+        8, ge=0, description="On SIGTERM, how long `python -m service` lets requests in flight finish, seconds."
+    )
 
     render_threads: int = Field(2, ge=1, description="Worker threads that render PNGs and movies.")
     movie_max_frames: int = Field(2000, ge=1, description="Most frames one movie may hold.")
@@ -52,6 +103,12 @@ class Settings(BaseSettings):
 
     cpu_threads: int = Field(2, ge=1, description="Worker threads for parsing and serialising (CPU work).")
     io_threads: int = Field(8, ge=1, description="Worker threads for disk-cache I/O.")
+
+    log_format: Literal["json", "text"] = Field(
+        "json", description="`python -m service` logs one JSON object per line (`json`) or plain text (`text`)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
+    access_log: bool = Field(True, description="Log one line per request: method, route, status, duration, bytes.")
 
     @field_validator("exomast_url")
     @classmethod

@@ -52,6 +52,10 @@ def make_settings(mast: FakeMast, tmp_path: Path) -> Callable[..., Settings]:
             "upstream_read_timeout_s": 10.0,
             "tesscut_read_timeout_s": 30.0,
             "tesscut_backoff_s": 0.05,
+            # Retries stay on (3 attempts, as in production) but wait milliseconds, not seconds.
+            "upstream_backoff_s": 0.01,
+            # Breakers only open in the tests about them: elsewhere a test's own failures must not change others.
+            "breaker_failure_threshold": 1000,
             "job_wait_default_s": 30.0,
         }
         values.update(overrides)

@@ -23,7 +23,10 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import Services, ServicesDep
@@ -41,10 +44,28 @@ from service.services.tesscut_mirror import (
 )
 
 PREFIX = "/tesscut/api/v0.1"
-router = APIRouter(prefix=PREFIX, tags=["TESScut mirror"])
+
+
+class SharedPathRoute(APIRoute):
+    """A route whose 405 lists every method its path serves: GET and POST of one path are two routes here.
+
+    Starlette answers an unserved method from the first route whose path matches, with only that route's
+    methods in ``Allow``; clients (and RFC 9110) expect all of them.
+    """
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 405 with the path's whole ``Allow``, else handle as usual."""
+        if self.methods and scope["method"] not in self.methods:
+            allowed = sorted(_METHODS_BY_PATH.get(self.path, self.methods))
+            raise HTTPException(status_code=405, headers={"Allow": ", ".join(allowed)})
+        await super().handle(scope, receive, send)
+
+
+router = APIRouter(prefix=PREFIX, tags=["TESScut mirror"], route_class=SharedPathRoute)
 
 MAX_FORM_BYTES = 16 * 1024  # astroquery's forms are ~100 bytes
 DEFAULT_CUTOUT_SIZE = 5.0  # TESScut's default x and y
+MAX_RADIUS_DEG = 180.0
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _ANGLE = re.compile(rf"\s*({_NUMBER})\s*([a-z]*)\s*", re.IGNORECASE)
 _ANGLE_UNITS_DEG = {"": 1.0, "d": 1.0, "deg": 1.0, "m": 1.0 / 60.0, "s": 1.0 / 3600.0}
@@ -152,13 +173,18 @@ def parse_radius_px(raw: str | None) -> float:
     if found is None:
         raise TesscutBadRequest(f"Invalid radius: {raw!r}")
     value, unit = float(found.group(1)), found.group(2).lower()
+    if not math.isfinite(value):  # "1e400" matches the number pattern and overflows to inf
+        raise TesscutBadRequest(f"Invalid radius: {raw!r}")
     if value < 0:
         raise TesscutBadRequest(f"Invalid radius: {raw!r} is negative")
     if unit == "px":
-        return value
-    if unit not in _ANGLE_UNITS_DEG:
+        radius_px = value
+    elif unit in _ANGLE_UNITS_DEG:
+        radius_px = value * _ANGLE_UNITS_DEG[unit] / PIXEL_SCALE_DEG
+    else:
         raise TesscutBadRequest(f"Invalid radius unit {unit!r}: use d, m, s or px")
-    return value * _ANGLE_UNITS_DEG[unit] / PIXEL_SCALE_DEG
+    # Past 180 degrees a radius covers the whole sky already; a larger number only risks upstream overflow.
+    return min(radius_px, MAX_RADIUS_DEG / PIXEL_SCALE_DEG)
 
 
 def parse_cutout_size(params: dict[str, str]) -> tuple[int, int]:
@@ -220,28 +246,46 @@ def _query(name: str, description: str, example: Any, schema: dict[str, Any], re
 # name -> (description, example, JSON schema, required)
 ParamDoc = tuple[str, Any, dict[str, Any], bool]
 _POSITION: dict[str, ParamDoc] = {
-    "ra": ("Right ascension, degrees (ICRS).", 340.8004, {"type": "number"}, True),
+    "ra": (
+        "Right ascension, degrees (ICRS); any finite number, taken modulo 360 as TESScut does.",
+        340.8004,
+        {"type": "number"},
+        True,
+    ),
     "dec": ("Declination, degrees (ICRS).", -36.3439, {"type": "number", "minimum": -90, "maximum": 90}, True),
 }
+# What `parse_radius_px` reads: an optional non-negative number with an optional unit, letters in any case.
+RADIUS_PATTERN = r"^\s*(\+?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*([dD]([eE][gG])?|[mMsS]|[pP][xX])?\s*)?$"
 _SECTOR_PARAMS: dict[str, ParamDoc] = {
     **_POSITION,
     "radius": (
-        "Search radius: bare degrees, or a number with unit `d`, `m`, `s` or `px` (21″); sectors whose FFIs come "
-        "within it are listed, as TESScut does.",
+        "Search radius: bare degrees, or a finite, non-negative number with unit `d`, `m`, `s` or `px` (21″); "
+        "sectors whose FFIs come within it are listed, as TESScut does. Radii past 180 degrees are taken as 180.",
         "0",
-        {"type": "string"},
+        {"type": "string", "pattern": RADIUS_PATTERN},
         False,
     ),
 }
+_SIZE_RULE = f"`x` × `y`, in whole pixels, at most {MAX_CUTOUT_PIXELS:,} (else 400)."
 _ASTROCUT_PARAMS: dict[str, ParamDoc] = {
     **_POSITION,
-    "x": ("Cutout width (columns), in `units`; default 5.", 5, {"type": "number"}, False),
-    "y": ("Cutout height (rows), in `units`; default 5.", 5, {"type": "number"}, False),
+    "x": (
+        f"Cutout width (columns), in `units`; default 5. {_SIZE_RULE}",
+        5,
+        {"type": "number", "exclusiveMinimum": 0},
+        False,
+    ),
+    "y": (
+        f"Cutout height (rows), in `units`; default 5. {_SIZE_RULE}",
+        5,
+        {"type": "number", "exclusiveMinimum": 0},
+        False,
+    ),
     "units": (
-        "`px` (default) or `d` (degrees; also `m`, `s`): angular sizes become whole 21″ pixels, rounded up. "
-        f"At most {MAX_CUTOUT_PIXELS:,} pixels in all.",
+        "`px` (default) or `d` (degrees; also `m`, `s`), in any case: angular sizes become whole 21″ pixels, "
+        f"rounded up. At most {MAX_CUTOUT_PIXELS:,} pixels in all.",
         "px",
-        {"type": "string"},
+        {"type": "string", "enum": ["px", "pixel", "pixels", "d", "deg", "m", "s"]},
         False,
     ),
     "sector": (
@@ -268,9 +312,11 @@ def _form_body_doc(spec: dict[str, ParamDoc]) -> dict[str, Any]:
     example = {name: example for name, (_, example, _, _) in spec.items()}
     return {
         "requestBody": {
-            "required": False,
+            # Required as astroquery sends it; the service also reads the query string, so a POST that carries
+            # its parameters there works too (the form winning), but then `ra`/`dec` must be in one of the two.
+            "required": True,
             "description": f"The parameters as an `application/x-www-form-urlencoded` form (at most {MAX_FORM_BYTES} "
-            "bytes), as astroquery sends them; query-string parameters are read too, the form winning.",
+            "bytes, else 413), as astroquery sends them; query-string parameters are read too, the form winning.",
             "content": {"application/x-www-form-urlencoded": {"schema": schema, "example": example}},
         }
     }
@@ -345,7 +391,9 @@ _POST_ONLY: dict[int | str, dict[str, Any]] = {**_TOO_LARGE}
 
 def _mirror(services: Services) -> TesscutMirror:
     # At most just under astroquery's default 600-s timeout: past it the client has gone; the job goes on.
-    return TesscutMirror(services.cutouts, wait_s=min(services.settings.tesscut_deadline_s, 540.0))
+    return TesscutMirror(
+        services.cutouts, wait_s=min(services.settings.tesscut_deadline_s, services.settings.tesscut_mirror_wait_s)
+    )
 
 
 async def _sector(request: Request, services: Services) -> Response:
@@ -494,3 +542,9 @@ def _moving_target_route(path: str, what: str) -> None:
 
 _moving_target_route("/moving_target/sector", "sector")
 _moving_target_route("/moving_target/astrocut", "astrocut")
+
+# Every method each path serves, for `SharedPathRoute`'s Allow (the app's copies of the routes keep these paths).
+_METHODS_BY_PATH: dict[str, set[str]] = {}
+for _route in router.routes:
+    if isinstance(_route, APIRoute) and _route.methods:
+        _METHODS_BY_PATH.setdefault(_route.path, set()).update(_route.methods)

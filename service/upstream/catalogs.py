@@ -9,7 +9,8 @@ import httpx
 import orjson
 
 from service.errors import BadUpstreamResponse
-from service.upstream.http import request_bytes
+from service.upstream.http import UpstreamBody, request_bytes
+from service.upstream.resilience import UpstreamGuard, time_left_s
 
 UPSTREAM = "MAST TIC catalog"
 
@@ -63,27 +64,41 @@ def _finite(value: object) -> float | None:
 
 
 class TicCatalogClient:
-    """Looks TIC ids up in MAST's catalog service over the shared MAST `httpx.AsyncClient`."""
+    """Looks TIC ids up in MAST's catalog service over the shared MAST `httpx.AsyncClient`.
+
+    The lookup is a POST, but a read-only query: it goes through ``guard`` and is retried like a GET.
+    """
 
     def __init__(
-        self, client: httpx.AsyncClient, mast_url: str, *, max_body_bytes: int, total_timeout_s: float
+        self,
+        client: httpx.AsyncClient,
+        mast_url: str,
+        guard: UpstreamGuard,
+        *,
+        max_body_bytes: int,
+        total_timeout_s: float,
     ) -> None:
         self._client = client
         self._url = f"{mast_url}/api/v0/invoke"
+        self._guard = guard
         self._max_body_bytes = max_body_bytes
         self._total_timeout_s = total_timeout_s
 
     async def lookup(self, tic_id: int) -> TicEntry | None:
         """Return the TIC entry, or None when the catalog does not know the id."""
-        body = await request_bytes(
-            self._client,
-            "POST",
-            self._url,
-            data=tic_request(tic_id),
-            upstream=UPSTREAM,
-            max_bytes=self._max_body_bytes,
-            total_timeout_s=self._total_timeout_s,
-        )
+
+        async def attempt(deadline: float) -> UpstreamBody:
+            return await request_bytes(
+                self._client,
+                "POST",
+                self._url,
+                data=tic_request(tic_id),
+                upstream=UPSTREAM,
+                max_bytes=self._max_body_bytes,
+                total_timeout_s=min(self._total_timeout_s, time_left_s(deadline)),
+            )
+
+        body = await self._guard.call("catalog", attempt)
         return parse_tic_rows(parse_json_small(body.content), tic_id)
 
 

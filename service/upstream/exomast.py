@@ -12,7 +12,8 @@ import orjson
 
 from service.errors import BadUpstreamResponse, NotFound
 from service.infra.threads import Limiters, run_blocking
-from service.upstream.http import parse_json, request_bytes
+from service.upstream.http import UpstreamBody, parse_json, request_bytes
+from service.upstream.resilience import UpstreamGuard, time_left_s
 
 UPSTREAM = "ExoMAST"
 
@@ -123,13 +124,18 @@ def decode_dv_table(blob: bytes) -> DvTable:
 
 
 class ExoMastClient:
-    """Talks to ExoMAST over one shared `httpx.AsyncClient`; parsing runs in worker threads."""
+    """Talks to ExoMAST over one shared `httpx.AsyncClient`; parsing runs in worker threads.
+
+    Every GET goes through ``guard``: retried on transient failures within one deadline, refused at once while
+    ExoMAST's breaker is open.
+    """
 
     def __init__(
         self,
         client: httpx.AsyncClient,
         base_url: str,
         limiters: Limiters,
+        guard: UpstreamGuard,
         *,
         max_body_bytes: int,
         total_timeout_s: float,
@@ -137,25 +143,29 @@ class ExoMastClient:
         self._client = client
         self._base_url = base_url
         self._limiters = limiters
+        self._guard = guard
         self._max_body_bytes = max_body_bytes
         self._total_timeout_s = total_timeout_s
 
-    async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
-        body = await request_bytes(
-            self._client,
-            "GET",
-            self._base_url + path,
-            params=params,
-            upstream=UPSTREAM,
-            max_bytes=self._max_body_bytes,
-            total_timeout_s=self._total_timeout_s,
-        )
+    async def _get_json(self, endpoint: str, path: str, params: dict[str, str] | None = None) -> Any:
+        async def attempt(deadline: float) -> UpstreamBody:
+            return await request_bytes(
+                self._client,
+                "GET",
+                self._base_url + path,
+                params=params,
+                upstream=UPSTREAM,
+                max_bytes=self._max_body_bytes,
+                total_timeout_s=min(self._total_timeout_s, time_left_s(deadline)),
+            )
+
+        body = await self._guard.call(endpoint, attempt)
         return await run_blocking(parse_json, body, UPSTREAM, limiter=self._limiters.cpu)
 
     async def tce_ids(self, tic_id: int) -> list[str]:
         """Return the TCE ids of a TIC as ExoMAST lists them, e.g. ``["s0001-s0001:TCE_1"]``."""
         try:
-            payload = await self._get_json(f"dvdata/tess/{tic_id}/tces/")
+            payload = await self._get_json("tces", f"dvdata/tess/{tic_id}/tces/")
         except NotFound as exc:
             raise NotFound(f"TIC {tic_id} has no TESS Data Validation results at ExoMAST ({exc.detail}).") from exc
         tces = payload.get("TCE") if isinstance(payload, dict) else None
@@ -165,7 +175,7 @@ class ExoMastClient:
 
     async def dv_headers(self, tic_id: int, sectors: str, tce: str) -> DvHeaders:
         """Return the DV primary and data headers of one TCE."""
-        payload = await self._get_json(f"dvdata/tess/{tic_id}/info/", {"tce": tce, "sector": sectors})
+        payload = await self._get_json("info", f"dvdata/tess/{tic_id}/info/", {"tce": tce, "sector": sectors})
         primary = payload.get("DV Primary Header") if isinstance(payload, dict) else None
         data = payload.get("DV Data Header") if isinstance(payload, dict) else None
         if not isinstance(primary, dict) or not isinstance(data, dict):
@@ -174,5 +184,5 @@ class ExoMastClient:
 
     async def dv_table(self, tic_id: int, sectors: str, tce: str) -> DvTable:
         """Return the DV time series of one TCE; JSON parsing runs in a CPU worker thread."""
-        payload = await self._get_json(f"dvdata/tess/{tic_id}/table/", {"tce": tce, "sector": sectors})
+        payload = await self._get_json("table", f"dvdata/tess/{tic_id}/table/", {"tce": tce, "sector": sectors})
         return await run_blocking(parse_dv_table, payload, limiter=self._limiters.cpu)

@@ -80,8 +80,18 @@ async def request_bytes(
     The body is read in a stream so a runaway upstream cannot make us hold more than ``max_bytes``.
     404 becomes `NotFound`; every other failure becomes a 502/503/504 that names ``upstream``.
     """
+    on_wire = False
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        # httpcore traces nothing while a request waits for a pooled connection: the first event means it has one.
+        nonlocal on_wire
+        on_wire = True
+
     try:
-        async with asyncio.timeout(total_timeout_s), client.stream(method, url, params=params, data=data) as response:
+        async with (
+            asyncio.timeout(total_timeout_s),
+            client.stream(method, url, params=params, data=data, extensions={"trace": trace}) as response,
+        ):
             declared = int(response.headers.get("content-length") or 0)
             if declared > max_bytes:
                 raise BadUpstreamResponse(
@@ -103,17 +113,17 @@ async def request_bytes(
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
     except TimeoutError as exc:
+        if not on_wire:
+            # Out of time while still waiting for one of our own pooled connections: the pool timing out, in
+            # effect, and said so (PoolTimeout), so the breaker does not count our congestion against MAST.
+            raise _pool_full(upstream) from httpx.PoolTimeout(f"no free connection within {total_timeout_s:g} s")
         raise UpstreamTimeout(
             f"{upstream} did not finish answering within {total_timeout_s:g} s; try again later.",
             upstream=upstream,
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
     except httpx.PoolTimeout as exc:
-        raise UpstreamUnavailable(
-            f"Too many requests to {upstream} are waiting already; try again shortly.",
-            upstream=upstream,
-            retry_after_s=DEFAULT_RETRY_AFTER_S,
-        ) from exc
+        raise _pool_full(upstream) from exc
     except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
         raise UpstreamTimeout(
             f"{upstream} did not answer in time ({type(exc).__name__}); it may be busy, try again later.",
@@ -138,6 +148,14 @@ async def request_bytes(
     return UpstreamBody(response.status_code, response.headers.get("content-type", ""), content)
 
 
+def _pool_full(upstream: str) -> UpstreamUnavailable:
+    return UpstreamUnavailable(
+        f"Too many requests to {upstream} are waiting already; try again shortly.",
+        upstream=upstream,
+        retry_after_s=DEFAULT_RETRY_AFTER_S,
+    )
+
+
 def _raise_for_status(response: httpx.Response, content: bytes, upstream: str) -> None:
     status = response.status_code
     if status < 400:
@@ -145,19 +163,21 @@ def _raise_for_status(response: httpx.Response, content: bytes, upstream: str) -
     message = _upstream_message(content)
     if status == 404:
         raise NotFound(f"{upstream} has no such data: {message}")
+    # Chained to httpx's own status error, so retries and breakers can read the status and Retry-After.
+    cause = httpx.HTTPStatusError(f"HTTP {status}", request=response.request, response=response)
     if status in (429, 503):
         raise UpstreamUnavailable(
             f"{upstream} is overloaded or down (HTTP {status}: {message}); try again later.",
             upstream=upstream,
             retry_after_s=_retry_after(response),
-        )
+        ) from cause
     if status == 504:
         raise UpstreamTimeout(
             f"{upstream}'s gateway timed out (HTTP 504); MAST is busy, try again later.",
             upstream=upstream,
             retry_after_s=_retry_after(response),
-        )
-    raise BadUpstreamResponse(f"{upstream} answered HTTP {status}: {message}", upstream=upstream)
+        ) from cause
+    raise BadUpstreamResponse(f"{upstream} answered HTTP {status}: {message}", upstream=upstream) from cause
 
 
 def parse_json(response: UpstreamBody, upstream: str) -> Any:
@@ -184,5 +204,4 @@ def parse_json(response: UpstreamBody, upstream: str) -> Any:
         raise BadUpstreamResponse(
             f"{upstream} sent malformed JSON ({exc.__class__.__name__} at byte {getattr(exc, 'pos', '?')}).",
             upstream=upstream,
-            retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc

@@ -1,16 +1,23 @@
 """TESScut through astroquery's `Tesscut`, run in bounded worker threads and kept polite to MAST.
 
 Politeness (MAST's published limits): at most ``max_in_flight`` requests at once (a thread limiter), at most
-``starts_per_s`` started per second (aiolimiter), one sector per request, and 503/504/timeouts retried with
-exponential backoff and jitter (tenacity) within one overall deadline.
+``starts_per_s`` started per second (aiolimiter), one sector per request, and transient failures (503/504,
+timeouts, dropped connections) retried with exponential backoff and jitter within one overall deadline, behind
+TESScut's circuit breaker (`service.upstream.resilience`). Each attempt also ends at that deadline: its reads
+time out no later, and a body still dripping in then is cut off.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import shutil
+import socket
+import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,12 +27,19 @@ import requests
 from aiolimiter import AsyncLimiter
 from anyio import CapacityLimiter
 from requests.adapters import HTTPAdapter
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_random_exponential
+from urllib3.exceptions import NewConnectionError
 
-from service.errors import BadUpstreamResponse, NotFound, ServiceError, UpstreamTimeout, UpstreamUnavailable
+from service.errors import (
+    BadUpstreamResponse,
+    InsufficientStorage,
+    NotFound,
+    ServiceError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from service.infra.threads import run_blocking
 from service.upstream.http import retry_after_seconds
+from service.upstream.resilience import UpstreamGuard, time_left_s
 
 UPSTREAM = "TESScut"
 T = TypeVar("T")
@@ -45,18 +59,72 @@ class SectorHit:
         return f"tess-s{self.sector:04d}-{self.camera}-{self.ccd}"
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """astroquery downloads with ``timeout=None`` (wait forever); give every request a real timeout."""
+class _AttemptSockets:
+    """What one attempt sent and got: the sockets its streamed responses read from, and its last response.
 
-    def __init__(self, timeout: tuple[float, float]) -> None:
+    requests' timeouts bound each read, not a whole download: an upstream dripping bytes would hold the attempt
+    (and one of MAST's ten slots) for as long as it likes. Shutting the socket down from the event loop at the
+    deadline makes the worker thread's blocked read return at once.
+
+    ``last_response`` keeps the HTTP status astroquery hides (it turns 400 and 500 into a bare InvalidQueryError);
+    ``sent`` tells a failure on our side before anything went to TESScut from one of TESScut's.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.expired = False
+        self.sent = False
+        self.last_response: requests.Response | None = None
+
+    def add(self, sock: socket.socket) -> None:
+        """Watch one more socket (cut at once when the deadline has passed already)."""
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def expire(self) -> None:
+        """Cut every watched socket: the attempt is out of time."""
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """astroquery downloads with ``timeout=None`` (wait forever); give every request a timeout within the deadline."""
+
+    def __init__(self, timeout: tuple[float, float], deadline: float, sockets: _AttemptSockets) -> None:
         super().__init__()
         self._timeout = timeout
+        self._deadline = deadline
+        self._attempt_sockets = sockets
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        """Send with the default timeout unless the caller gave one."""
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
+        """Send with our timeout (or the caller's), no read waiting past the deadline; watch a streamed body."""
+        # astroquery passes its own timeout (conf.timeout, 600 s) to some requests: the shorter one wins.
+        given = kwargs.get("timeout")
+        given_connect_s, given_read_s = given if isinstance(given, tuple) else (given, given)
+        left_s = max(0.001, time_left_s(self._deadline))
+        kwargs["timeout"] = tuple(
+            min(ours, theirs or ours, left_s)
+            for ours, theirs in zip(self._timeout, (given_connect_s, given_read_s), strict=True)
+        )
+        self._attempt_sockets.sent = True
+        response = super().send(request, **kwargs)
+        self._attempt_sockets.last_response = response
+        sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+        if isinstance(sock, socket.socket):
+            self._attempt_sockets.add(sock)
+        return response
 
 
 def _translate(exc: Exception) -> ServiceError:
@@ -76,6 +144,8 @@ def _translate(exc: Exception) -> ServiceError:
                 upstream=UPSTREAM,
                 retry_after_s=wait,
             )
+        if status == 400:
+            return BadUpstreamResponse("TESScut refused the request as invalid (HTTP 400).", upstream=UPSTREAM)
         return BadUpstreamResponse(f"TESScut answered HTTP {status}.", upstream=UPSTREAM)
     if isinstance(exc, requests.Timeout):
         return UpstreamTimeout(
@@ -84,7 +154,7 @@ def _translate(exc: Exception) -> ServiceError:
             retry_after_s=30,
         )
     if isinstance(exc, requests.ConnectionError):
-        if isinstance(exc.__context__, ConnectionRefusedError) or "refused" in str(exc).lower():
+        if _could_not_connect(exc):
             return UpstreamUnavailable(
                 "TESScut could not be reached; try again shortly.", upstream=UPSTREAM, retry_after_s=10
             )
@@ -93,13 +163,38 @@ def _translate(exc: Exception) -> ServiceError:
             upstream=UPSTREAM,
             retry_after_s=10,
         )
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return BadUpstreamResponse(
+            "TESScut dropped the connection before the cutout was complete; try again.",
+            upstream=UPSTREAM,
+            retry_after_s=10,
+        )
     if type(exc).__name__ == "InvalidQueryError":
         return BadUpstreamResponse("TESScut refused the request as invalid (HTTP 400 or 500).", upstream=UPSTREAM)
-    if isinstance(exc, zipfile.BadZipFile | json.JSONDecodeError | UnicodeDecodeError | KeyError | OSError):
+    if isinstance(exc, zipfile.BadZipFile | json.JSONDecodeError | UnicodeDecodeError | KeyError | EOFError):
         return BadUpstreamResponse(
             f"TESScut sent a cutout that cannot be read ({type(exc).__name__}).", upstream=UPSTREAM
         )
+    if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
+        return _local_disk_error(exc)
     return BadUpstreamResponse(f"TESScut's answer could not be used ({type(exc).__name__}: {exc}).", upstream=UPSTREAM)
+
+
+def _could_not_connect(exc: requests.ConnectionError) -> bool:
+    """Return whether no connection was made at all (refused, name not resolved), rather than one dropped."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return (
+        isinstance(reason, NewConnectionError)  # urllib3's NameResolutionError included
+        or isinstance(exc.__context__, ConnectionRefusedError)
+        or "refused" in str(exc).lower()
+    )
+
+
+def _local_disk_error(exc: OSError) -> ServiceError:
+    """Map a failure writing or unzipping the cutout on our own disk: ours to fix, nothing TESScut did."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage("The service's disk is full: it could not store the cutout TESScut sent.")
+    return ServiceError(f"The service could not write the cutout to its disk ({type(exc).__name__}: {exc}).")
 
 
 def extract_tpfs(zip_path: Path, directory: Path) -> list[Path]:
@@ -128,14 +223,12 @@ class TesscutClient:
     def __init__(
         self,
         mast_url: str,
+        guard: UpstreamGuard,
         *,
         max_in_flight: int,
         starts_per_s: float,
         connect_timeout_s: float,
         read_timeout_s: float,
-        deadline_s: float,
-        max_attempts: int,
-        backoff_s: float,
     ) -> None:
         self._request_url = f"{mast_url}/tesscut/api/v0.1/"
         # A request first takes one of the in-flight slots, then a start token: tokens are spaced 1/rate apart
@@ -144,31 +237,30 @@ class TesscutClient:
         self._threads = CapacityLimiter(max_in_flight)
         self._starts = AsyncLimiter(1, 1.0 / starts_per_s)
         self._sessions: set[requests.Session] = set()
+        self._attempts: set[_AttemptSockets] = set()
         self._timeout = (connect_timeout_s, read_timeout_s)
-        self._deadline_s = deadline_s
-        self._max_attempts = max_attempts
-        self._backoff_s = backoff_s
+        self._guard = guard
 
-    def _tesscut(self) -> Any:
+    def _tesscut(self, deadline: float, sockets: _AttemptSockets) -> Any:
         """Return a fresh astroquery `TesscutClass` aimed at our MAST URL (one per call: sessions are not shared)."""
         from astroquery.mast import TesscutClass  # imported late: astroquery's import is slow and optional for tests
 
         tesscut = TesscutClass()
         # astroquery freezes the server URL at import; this per-instance attribute is what every request uses.
         tesscut._service_api_connection.REQUEST_URL = self._request_url
-        adapter = _TimeoutAdapter(self._timeout)
+        adapter = _TimeoutAdapter(self._timeout, deadline, sockets)
         for session in {id(s): s for s in (tesscut._session, tesscut._service_api_connection._session)}.values():
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         return tesscut
 
-    async def _call(self, fn: Callable[[Any], T], on_start: Callable[[], None] | None = None) -> T:
-        """Run ``fn(tesscut)`` in a TESScut thread, retrying what MAST asks us to retry, within the deadline."""
+    async def _call(self, endpoint: str, fn: Callable[[Any], T], on_start: Callable[[], None] | None = None) -> T:
+        """Run ``fn(tesscut)`` in a TESScut thread, through TESScut's breaker and retries, within the deadline."""
 
-        def attempt() -> T:
+        def attempt_in_thread(deadline: float, sockets: _AttemptSockets) -> T:
             if on_start is not None:
                 on_start()
-            tesscut = self._tesscut()
+            tesscut = self._tesscut(deadline, sockets)
             self._sessions.add(tesscut._session)
             try:
                 return fn(tesscut)
@@ -177,26 +269,57 @@ class TesscutClient:
             except Exception as exc:  # noqa: BLE001 - astroquery raises many kinds; all become ServiceErrors
                 if isinstance(exc, requests.HTTPError) and exc.response is not None:
                     exc.response.close()  # astroquery raises while its streamed response still holds the socket
+                if sockets.expired:
+                    raise UpstreamTimeout(
+                        "TESScut did not finish this cutout within the service's deadline; try again later.",
+                        upstream=UPSTREAM,
+                        retry_after_s=30,
+                    ) from exc
+                if not sockets.sent:
+                    error = _local_disk_error(exc) if isinstance(exc, OSError) else None
+                    raise error or ServiceError(
+                        f"The service failed before asking TESScut ({type(exc).__name__}: {exc})."
+                    ) from exc
+                last = sockets.last_response
+                if type(exc).__name__ == "InvalidQueryError" and last is not None and last.status_code >= 400:
+                    # astroquery turned TESScut's 400 or 500 into InvalidQueryError: put the status back, so
+                    # a 500 counts towards the breaker (and a 400 does not).
+                    status_error = requests.HTTPError(f"HTTP {last.status_code}", response=last)
+                    status_error.__cause__ = exc
+                    exc = status_error
                 raise _translate(exc) from exc
             finally:
                 self._sessions.discard(tesscut._session)
                 tesscut._session.close()  # its pooled connections, whatever happened
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type((UpstreamUnavailable, UpstreamTimeout)),
-            wait=wait_random_exponential(multiplier=self._backoff_s, max=30 * self._backoff_s),
-            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._deadline_s),
-            reraise=True,
-        )
-        async for try_ in retrying:
-            with try_:
-                async with self._in_flight:
-                    await self._starts.acquire()
-                    return await run_blocking(attempt, limiter=self._threads)
-        raise AssertionError("unreachable: tenacity either returns or re-raises")
+        async def attempt(deadline: float) -> T:
+            sockets = _AttemptSockets()
+            self._attempts.add(sockets)
+            # The deadline is the event loop's to enforce: the worker thread may be stuck in a read.
+            cutoff = asyncio.get_running_loop().call_later(time_left_s(deadline), sockets.expire)
+            try:
+                return await run_blocking(attempt_in_thread, deadline, sockets, limiter=self._threads)
+            finally:
+                cutoff.cancel()
+                self._attempts.discard(sockets)
+
+        # The slot is taken before the breaker admits the attempt: a probe never queues behind our own downloads.
+        return await self._guard.call(endpoint, attempt, slot=self._slot)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """Hold one of the in-flight slots, and a start token, for one attempt."""
+        async with self._in_flight:
+            await self._starts.acquire()
+            yield
 
     def close(self) -> None:
-        """Abort the requests in flight (at shutdown): closing a session makes its blocked reads fail at once."""
+        """Abort the requests in flight (at shutdown), so no download outlives the process's grace period.
+
+        Closing a session does not stop a response already streaming, so every attempt's sockets are cut too.
+        """
+        for sockets in list(self._attempts):
+            sockets.expire()
         for session in list(self._sessions):
             session.close()
 
@@ -218,7 +341,7 @@ class TesscutClient:
             finally:
                 response.close()
 
-        return await self._call(lookup)
+        return await self._call("sector", lookup)
 
     async def download(
         self,
@@ -259,4 +382,4 @@ class TesscutClient:
                 raise NotFound(f"TESScut has no FFIs covering RA {ra_deg}, Dec {dec_deg} in sector {sector}.")
             return extract_tpfs(zips[0], directory)
 
-        return await self._call(fetch, on_start)
+        return await self._call("astrocut", fetch, on_start)

@@ -288,7 +288,7 @@ async def test_tesscut_overload_stays_a_503(make_client, mast):
 @pytest.mark.anyio
 async def test_a_cutout_slower_than_the_deadline_is_a_504_and_goes_on_in_the_background(make_client, mast):
     mast.set_fault(f"{PREFIX}/astrocut", delay_s=1.0)
-    async with make_client(tesscut_deadline_s=0.3) as client:
+    async with make_client(tesscut_mirror_wait_s=0.3) as client:
         response = await client.get(ASTROCUT, params={"sector": 1, **SAMPLE})
         assert response.status_code == 504
         assert "goes on in the background" in response.json()["detail"]

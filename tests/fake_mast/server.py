@@ -30,7 +30,7 @@ from .targets import DATA_DIR, DvArchive, default_archive
 from .tesscut import TESSCUT_PREFIX, CutoutCache, TesscutApi
 
 CONTROL_PREFIX = "/__fake__/"
-FAULT_BODY_KINDS = ("truncate", "malformed", "nan", "drop", "empty")
+FAULT_BODY_KINDS = ("truncate", "malformed", "nan", "drop", "empty", "html")
 NGINX_504_PATH = DATA_DIR / "tesscut_astrocut_504_gateway_timeout.html"
 
 # Same nginx template (and version) as the real 504 page in tests/data, with the 503 wording nginx uses for
@@ -39,6 +39,11 @@ NGINX_503_BODY = (
     b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n"
     b'<body bgcolor="white">\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n'
     b"<hr><center>nginx/1.12.2</center>\r\n</body>\r\n</html>\r\n"
+)
+# What a front end serves with 200 while the application behind it is down for maintenance.
+MAINTENANCE_PAGE_BODY = (
+    b"<!DOCTYPE html>\n<html><head><title>MAST is down for maintenance</title></head>\n"
+    b"<body><h1>MAST is down for maintenance</h1><p>Please try again later.</p></body></html>\n"
 )
 # nginx's reason phrases differ from Python's for these two.
 _REASON_PHRASES = {503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
@@ -62,6 +67,7 @@ class Fault:
     content_type: str | None = None
     times: int | None = None  # applications left; None = until cleared
     throttle_bytes_per_s: float | None = None  # send the body no faster than this
+    retry_after_s: int | None = None  # a Retry-After header on the answer
 
     def as_dict(self) -> dict[str, Any]:
         """The fault in the shape the control API accepts (``path`` for ``path_glob``)."""
@@ -73,6 +79,7 @@ class Fault:
             "content_type": self.content_type,
             "times": self.times,
             "throttle_bytes_per_s": self.throttle_bytes_per_s,
+            "retry_after_s": self.retry_after_s,
         }
 
 
@@ -85,6 +92,7 @@ def make_fault(
     content_type: str | None = None,
     times: int | None = None,
     throttle_bytes_per_s: float | None = None,
+    retry_after_s: int | None = None,
 ) -> Fault:
     """Validate the keywords of ``set_fault`` and build the fault (ValueError on nonsense)."""
     if not isinstance(path_glob, str) or not path_glob:
@@ -105,8 +113,12 @@ def make_fault(
         or not 0 < throttle_bytes_per_s < float("inf")
     ):
         raise ValueError(f"throttle_bytes_per_s must be a positive number or None, not {throttle_bytes_per_s!r}")
+    if retry_after_s is not None and (
+        isinstance(retry_after_s, bool) or not isinstance(retry_after_s, int) or retry_after_s < 0
+    ):
+        raise ValueError(f"retry_after_s must be a non-negative integer or None, not {retry_after_s!r}")
     throttle = float(throttle_bytes_per_s) if throttle_bytes_per_s is not None else None
-    return Fault(path_glob, status, float(delay_s), body, content_type, times, throttle)
+    return Fault(path_glob, status, float(delay_s), body, content_type, times, throttle, retry_after_s)
 
 
 class FaultTable:
@@ -436,8 +448,14 @@ class MastRequestHandler(BaseHTTPRequestHandler):
             response = status_fault_response(fault.status)
         elif fault.body == "empty":
             response = Response(200, b"")
+        elif fault.body == "html":
+            response = Response(200, MAINTENANCE_PAGE_BODY, "text/html")
         else:
             response = self._call(match, request)
+        if fault.retry_after_s is not None:
+            response = dataclasses.replace(
+                response, headers=(*response.headers, ("Retry-After", str(fault.retry_after_s)))
+            )
         self._send(
             apply_body_fault(response, fault),
             truncate=fault.body == "truncate",
@@ -547,7 +565,16 @@ def control_routes(faults: FaultTable, counters: Counters, tesscut_gauge: InFlig
             return detail_response(400, f"Invalid JSON body: {error}")
         if not isinstance(spec, dict):
             return detail_response(400, "Expected a JSON object")
-        unknown = set(spec) - {"path", "status", "delay_s", "body", "content_type", "times", "throttle_bytes_per_s"}
+        unknown = set(spec) - {
+            "path",
+            "status",
+            "delay_s",
+            "body",
+            "content_type",
+            "times",
+            "throttle_bytes_per_s",
+            "retry_after_s",
+        }
         if unknown:
             return detail_response(400, f"Unknown fault keys: {', '.join(sorted(unknown))}")
         path_glob = spec.pop("path", "*")
@@ -717,10 +744,12 @@ class FakeMast:
         content_type: str | None = None,
         times: int | None = None,
         throttle_bytes_per_s: float | None = None,
+        retry_after_s: int | None = None,
     ) -> None:
         """Inject a fault into requests whose path (no query) matches the fnmatch pattern ``path_glob``.
 
-        ``throttle_bytes_per_s`` sends the response body no faster than that rate (headers go out at once).
+        ``throttle_bytes_per_s`` sends the response body no faster than that rate (headers go out at once);
+        ``retry_after_s`` adds a ``Retry-After`` header; ``body="html"`` answers 200 with a maintenance page.
         """
         self._faults.add(
             make_fault(
@@ -731,6 +760,7 @@ class FakeMast:
                 content_type=content_type,
                 times=times,
                 throttle_bytes_per_s=throttle_bytes_per_s,
+                retry_after_s=retry_after_s,
             )
         )
 
