@@ -1,14 +1,78 @@
-"""HTTP caching semantics for cached bodies: strong ETags, ``If-None-Match`` → 304, ``X-Cache``."""
+"""HTTP caching semantics for cached bodies: strong ETags, ``If-None-Match`` → 304, ``X-Cache``, stale marking."""
 
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 
 import anyio
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.infra.cache import CachedBody
 from service.infra.head import is_head_request
 from service.infra.threads import Limiters, run_blocking
+
+# RFC 9111 obsoletes Warning, but caches and clients still read it; 111 because revalidating (refetching) failed.
+STALE_WARNING = '110 - "Response is Stale", 111 - "Revalidation Failed"'
+# A stale answer must not be reused by clients: they should ask again, and may get a fresh one.
+STALE_CACHE_CONTROL = "public, max-age=0, must-revalidate"
+
+# Per request: why stale data went into the answer (the first reason), set by the services through
+# `note_stale_served` and read by `StaleMarkingMiddleware`.
+_stale_reasons: ContextVar[list[str] | None] = ContextVar("stale_reasons", default=None)
+
+
+def note_stale_served(reason: str) -> None:
+    """Record that the current request's answer uses data served stale because upstream failed."""
+    reasons = _stale_reasons.get()
+    if reasons is not None and not reasons:
+        reasons.append(reason)
+
+
+def stale_headers(reason: str) -> dict[str, str]:
+    """Return the headers that mark an answer as stale: ``X-Cache: STALE``, ``Warning``, ``X-Stale-Reason``."""
+    return {
+        "X-Cache": "STALE",
+        "Warning": STALE_WARNING,
+        "X-Stale-Reason": reason,
+        "Cache-Control": STALE_CACHE_CONTROL,
+    }
+
+
+class StaleMarkingMiddleware:
+    """Mark a successful answer stale when data served stale went into it, whatever route made it.
+
+    `cached_response` marks bodies that are stale themselves; this catches answers built from stale data by
+    other means (e.g. the TESScut mirror's sector list) or selected through it (a short TCE id resolved from a
+    stale TCE list). Pure ASGI: one context variable and one check per response start.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request, marking the response's headers when a stale reason was noted before they go out."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        reasons: list[str] = []
+        token = _stale_reasons.set(reasons)
+
+        async def send_marked(message: Message) -> None:
+            if reasons and message["type"] == "http.response.start" and 200 <= message["status"] < 400:
+                headers = MutableHeaders(scope=message)
+                if headers.get("x-cache") != "STALE":
+                    keep_no_store = "no-store" in headers.get("cache-control", "")
+                    for name, value in stale_headers(reasons[0]).items():
+                        if not (name == "Cache-Control" and keep_no_store):
+                            headers[name] = value
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_marked)
+        finally:
+            _stale_reasons.reset(token)
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -46,7 +110,8 @@ def cached_response(
 
     ``immutable`` marks answers that can never change for this URL (e.g. a cutout of a named sector);
     ``max_age_cap_s`` shortens client caching of answers that depend on something fresher than the entry (e.g.
-    "the latest sector", which changes when the sector list does).
+    "the latest sector", which changes when the sector list does). A stale body (served because upstream failed)
+    is marked so, with ``max-age=0``, whatever the other arguments say.
     """
     meta = body.meta
     max_age = meta.max_age_s() if max_age_cap_s is None else min(meta.max_age_s(), max_age_cap_s)
@@ -56,6 +121,8 @@ def cached_response(
         "X-Cache": "HIT" if hit else "MISS",
         **meta.headers,
     }
+    if body.stale_reason is not None:
+        headers.update(stale_headers(body.stale_reason))
     if vary:
         headers["Vary"] = vary
     if etag_matches(request.headers.get("if-none-match"), meta.etag):

@@ -1,15 +1,31 @@
-"""Cache-or-produce with single-flight: the one place that combines the disk cache and coalescing."""
+"""Cache-or-produce with single-flight: the one place that combines the disk cache and coalescing.
+
+Stale-if-error: an entry is kept `DiskCache.keep_stale_s` past its freshness (``TESS_SERVICE_STALE_IF_ERROR_S``).
+When it has expired and producing it again fails with an `UpstreamError` (MAST's 502/503/504, an open circuit
+breaker's 503), the expired copy is served instead, marked with its `CachedBody.stale_reason`, and left as it
+was: it is not rewritten, so the next request asks MAST again. A `NotFound` is an answer, not a failure: it is
+passed on, never papered over with an old copy (MAST saying a TCE is gone is news the client must get).
+
+Warm hits stay on the event loop: the disk cache's in-memory tier answers small entries without a worker thread,
+and `ArtifactStore.value` keeps the values it decoded, keyed by the entry's ETag (its bytes' hash), so the same
+bytes are not decoded twice while they stay in the cache. Those values are shared between requests: read-only.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Final, TypeVar, cast
 
+from service.errors import UpstreamError
 from service.infra.cache import CachedBody, DiskCache
+from service.infra.http_cache import note_stale_served
+from service.infra.metrics import CACHE_LOOKUPS
 from service.infra.singleflight import SingleFlight
 from service.infra.threads import Limiters, run_blocking
 
@@ -17,6 +33,16 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 # Bump when the encoding of cached upstream data changes, so old entries are never decoded.
 DATA_VERSION = "v1"
+STALE_REASON_MAX_CHARS = 200
+# Decoded values kept: small ones (TCE lists, DV headers, sector lists, TIC entries) by count and payload bytes;
+# large ones (DV tables: a 6.5 MB table takes ~7 ms to decode, holding the GIL) by count alone.
+SMALL_VALUE_MAX_BYTES = 64 * 1024
+SMALL_VALUES_MAX = 1024
+SMALL_VALUES_MAX_BYTES = 16 * 1024 * 1024
+LARGE_VALUE_MAX_BYTES = 64 * 1024 * 1024
+LARGE_VALUES_MAX = 4
+
+_HIT, _MISS, _STALE = (CACHE_LOOKUPS.labels(result) for result in ("hit", "miss", "stale"))
 
 
 @dataclass(frozen=True)
@@ -31,14 +57,16 @@ class Artifact:
 
 @dataclass
 class UpstreamLedger:
-    """Whether the work done under it needed upstream data that was not cached.
+    """Whether the work done under it needed upstream data that was not cached, or was made from stale data.
 
-    `ArtifactStore.value` marks it when it had to produce (or wait for another request producing) its value;
-    `ArtifactStore.body` passes the mark on to everyone waiting for the same body. Only work whose upstream
-    calls all go through `value` can be judged this way.
+    `ArtifactStore.value` marks it when it had to produce (or wait for another request producing) its value, and
+    records the reason when it served an expired value because upstream failed; `ArtifactStore.body` passes both
+    on to everyone waiting for the same body. Only work whose upstream calls all go through `value` can be judged
+    this way.
     """
 
     asked_upstream: bool = False
+    stale_reason: str | None = None
 
 
 # A context variable rather than a return value: the data methods (DvService.table, ...) have many callers, and
@@ -57,12 +85,107 @@ def upstream_ledger() -> Iterator[UpstreamLedger]:
         _ledger.reset(token)
         if ledger.asked_upstream:
             _note_upstream_asked()
+        if ledger.stale_reason is not None:
+            _note_stale(ledger.stale_reason)
 
 
 def _note_upstream_asked() -> None:
     ledger = _ledger.get()
     if ledger is not None:
         ledger.asked_upstream = True
+
+
+def _note_stale(reason: str) -> None:
+    """Record that stale data was used: in the ledger (so the body made from it is not cached) and the request."""
+    ledger = _ledger.get()
+    if ledger is not None and ledger.stale_reason is None:
+        ledger.stale_reason = reason
+    note_stale_served(reason)
+
+
+def stale_reason(error: UpstreamError) -> str:
+    """Return what failed, for ``X-Stale-Reason``: printable ASCII on one line, at most 200 characters."""
+    upstream = error.extensions.get("upstream", "MAST")
+    text = f"{upstream} failed ({error.status} {error.title}): {error.detail}"
+    text = " ".join("".join(ch if " " <= ch <= "~" else "?" for ch in text).split())
+    return text if len(text) <= STALE_REASON_MAX_CHARS else text[: STALE_REASON_MAX_CHARS - 3] + "..."
+
+
+class _Undecodable:
+    """Marks a cache entry that did not decode (None is a value some entries hold)."""
+
+
+_UNDECODABLE: Final = _Undecodable()
+
+
+class DecodedValues:
+    """Values decoded from cache entries, by key and the entry's ETag: LRU, bounded; used on the event loop only.
+
+    A value is found only by the ETag of the entry just read, so it is never more than those very bytes decoded:
+    whatever drops, evicts or rewrites the entry makes its value unreachable (and LRU order then pushes it out).
+    """
+
+    def __init__(
+        self,
+        *,
+        small_max: int = SMALL_VALUES_MAX,
+        small_max_bytes: int = SMALL_VALUES_MAX_BYTES,
+        large_max: int = LARGE_VALUES_MAX,
+    ) -> None:
+        self._tiers = (
+            _ValueLru(small_max, small_max_bytes, SMALL_VALUE_MAX_BYTES),
+            _ValueLru(large_max, large_max * LARGE_VALUE_MAX_BYTES, LARGE_VALUE_MAX_BYTES),
+        )
+
+    def get(self, key: str, etag: str) -> object:
+        """Return the value decoded from the entry ``key`` with ``etag``, or `_UNDECODABLE` when not held."""
+        for tier in self._tiers:
+            found = tier.get(key, etag)
+            if found is not _UNDECODABLE:
+                return found
+        return _UNDECODABLE
+
+    def put(self, key: str, etag: str, size: int, value: object) -> None:
+        """Keep ``value``, decoded from ``size`` bytes with ``etag``, if it is small enough to keep."""
+        small, large = self._tiers
+        (small if size <= SMALL_VALUE_MAX_BYTES else large).put(key, etag, size, value)
+
+    def discard(self, key: str) -> None:
+        """Forget the value of ``key``."""
+        for tier in self._tiers:
+            tier.discard(key)
+
+    def __len__(self) -> int:
+        """Return the number of values held."""
+        return sum(len(tier.entries) for tier in self._tiers)
+
+
+class _ValueLru:
+    def __init__(self, max_entries: int, max_bytes: int, max_entry_bytes: int) -> None:
+        self.max_entries, self.max_bytes, self.max_entry_bytes = max_entries, max_bytes, max_entry_bytes
+        self.entries: OrderedDict[str, tuple[str, int, object]] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: str, etag: str) -> object:
+        held = self.entries.get(key)
+        if held is None or held[0] != etag:
+            return _UNDECODABLE
+        self.entries.move_to_end(key)
+        return held[2]
+
+    def put(self, key: str, etag: str, size: int, value: object) -> None:
+        if size > self.max_entry_bytes or self.max_entries <= 0:
+            return
+        self.discard(key)
+        self.entries[key] = (etag, size, value)
+        self.bytes += size
+        while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
+            self.bytes -= self.entries.popitem(last=False)[1][1]
+
+    def discard(self, key: str) -> None:
+        held = self.entries.pop(key, None)
+        if held is not None:
+            self.bytes -= held[1]
 
 
 @dataclass(frozen=True)
@@ -76,19 +199,48 @@ class Ready:
 class ArtifactStore:
     """Double-checked caching: cache get → single-flight(key) → cache get again → produce → cache put.
 
-    Nothing is stored when producing fails, so an upstream error is never cached. A cache that cannot be
-    written (disk full, a locked database) costs the cache entry, never the answer.
+    Nothing is stored when producing fails, so an upstream error is never cached; nor is a body made from stale
+    data. A cache that cannot be written (disk full, a locked database) costs the cache entry, never the answer.
+    Each `body`/`value` call counts one lookup in ``tess_cache_lookups_total``: hit, miss or stale.
+    ``keep_values`` keeps decoded values (see `DecodedValues`); off, every `value` hit decodes again.
     """
 
-    def __init__(self, cache: DiskCache, limiters: Limiters) -> None:
+    def __init__(self, cache: DiskCache, limiters: Limiters, *, keep_values: bool = True) -> None:
         self._cache = cache
         self._limiters = limiters
         self._flights = SingleFlight()
+        self._stale_window_s = cache.keep_stale_s
+        self._values = DecodedValues() if keep_values else DecodedValues(small_max=0, large_max=0)
+
+    async def _get(self, key: str) -> CachedBody | None:
+        """Return the cached body for ``key``, fresh or not (checked against its checksum), or None.
+
+        From the cache's in-memory tier when it holds the entry: no worker thread for a warm hit.
+        """
+        body = self._cache.get_memory(key)
+        if body is not None:
+            return body
+        return await run_blocking(self._cache.get, key, limiter=self._limiters.io)
+
+    async def _get_fresh(self, key: str) -> CachedBody | None:
+        body = await self._get(key)
+        if body is not None and not body.meta.is_fresh():
+            body.close()
+            return None
+        return body
 
     async def get_fresh(self, key: str) -> CachedBody | None:
-        """Return the fresh cached body for ``key``, or None."""
-        body = await run_blocking(self._cache.get, key, limiter=self._limiters.io)
-        if body is not None and not body.meta.is_fresh():
+        """Return the fresh cached body for ``key``, or None (counted as a cache hit or miss)."""
+        body = await self._get_fresh(key)
+        (_MISS if body is None else _HIT).inc()
+        return body
+
+    async def _get_stale(self, key: str) -> CachedBody | None:
+        """Return the expired body for ``key`` if it is still within the stale-if-error window, else None."""
+        if self._stale_window_s <= 0:
+            return None
+        body = await self._get(key)
+        if body is not None and time.time() >= body.meta.fresh_until + self._stale_window_s:
             body.close()
             return None
         return body
@@ -113,27 +265,49 @@ class ArtifactStore:
         """Return the cached body for ``key`` and whether it was a hit, producing and storing it on a miss.
 
         Whether producing needed upstream data is recorded in the caller's `upstream_ledger`, for every request
-        that waited on the same production.
+        that waited on the same production. When producing fails upstream, an expired copy within the stale window
+        is returned instead (its ``stale_reason`` set); a body produced from stale data is returned uncached.
         """
-        cached = await self.get_fresh(key)
+        cached = await self._get(key)
         if cached is not None:
-            return cached, True
+            if cached.meta.is_fresh():
+                _HIT.inc()
+                return cached, True
+            cached.close()  # expired: opened again only if it must be served stale
 
-        async def fill() -> tuple[CachedBody | None, bool]:
-            again = await self.get_fresh(key)
+        async def fill() -> tuple[CachedBody | None, bool, str | None]:
+            again = await self._get_fresh(key)
             if again is not None:
                 # Another request stored it meanwhile. Its file handle must not be shared between the waiters,
                 # so each opens its own below.
                 again.close()
-                return None, False
+                return None, False, None
             with upstream_ledger() as ledger:
                 artifact = await produce()
-            return await self._put(key, artifact), ledger.asked_upstream
+            if ledger.stale_reason is not None:
+                # Made from expired data: served, marked, and not cached, so the next request tries MAST again.
+                made = DiskCache.uncached(artifact.payload, artifact.media_type, artifact.ttl_s, artifact.headers)
+                made.stale_reason = ledger.stale_reason
+                return made, ledger.asked_upstream, ledger.stale_reason
+            return await self._put(key, artifact), ledger.asked_upstream, None
 
-        produced, asked_upstream = await self._flights.run(key, fill)
+        try:
+            produced, asked_upstream, reason = await self._flights.run(key, fill)
+        except UpstreamError as error:
+            stale = await self._get_stale(key)
+            if stale is None:
+                raise
+            stale.stale_reason = stale_reason(error)
+            log.warning("serving stale %s: %s", key, stale.stale_reason)
+            _STALE.inc()
+            _note_stale(stale.stale_reason)
+            return stale, False
         if asked_upstream:
             _note_upstream_asked()
+        if reason is not None:
+            _note_stale(reason)
         if produced is not None:
+            (_STALE if reason is not None else _MISS).inc()
             return produced, False  # in-memory bytes: safe to hand to every waiter
         return await self.body(key, produce)
 
@@ -148,36 +322,63 @@ class ArtifactStore:
     ) -> T:
         """Return a cached Python object, producing it on a miss; (de)serialisation runs in worker threads.
 
-        An entry that no longer decodes (a corrupt file, an old format) is dropped and produced again. A miss that
-        produced the value (here or in the request this one waited for) is recorded in the `upstream_ledger`.
+        The object may be shared with other requests (decoded values are kept, see `DecodedValues`): callers must
+        not mutate it. An entry that no longer decodes (a corrupt file, an old format) is dropped and produced
+        again. A miss that produced the value (here or in the request this one waited for) is recorded in the
+        `upstream_ledger`; so is an expired value served because producing it failed upstream (within the stale
+        window).
         """
         key = f"{DATA_VERSION}:{key}"
 
-        async def decoded(body: CachedBody) -> T | None:
-            def read() -> T | None:
+        async def decoded(body: CachedBody) -> T | _Undecodable:
+            meta = body.meta
+            kept = self._values.get(key, meta.etag)
+            if kept is not _UNDECODABLE:
+                body.close()
+                return cast(T, kept)
+
+            def read() -> T | _Undecodable:
                 try:
                     return decode(body.read())
                 except Exception:  # noqa: BLE001 - whatever is wrong with the entry, refetching fixes it
                     log.warning("dropping undecodable cache entry %s", key)
                     self._cache.delete(key)
-                    return None
+                    return _UNDECODABLE
 
-            return await run_blocking(read, limiter=self._limiters.cpu)
+            value = await run_blocking(read, limiter=self._limiters.cpu)
+            if isinstance(value, _Undecodable):
+                self._values.discard(key)
+            else:
+                self._values.put(key, meta.etag, meta.size, value)
+            return value
 
-        cached = await self.get_fresh(key)
-        if cached is not None and (value := await decoded(cached)) is not None:
+        cached = await self._get_fresh(key)
+        if cached is not None and not isinstance(value := await decoded(cached), _Undecodable):
+            _HIT.inc()
             return value
 
         async def fill() -> tuple[T, bool]:
-            again = await self.get_fresh(key)
-            if again is not None and (value := await decoded(again)) is not None:
+            again = await self._get_fresh(key)
+            if again is not None and not isinstance(value := await decoded(again), _Undecodable):
                 return value, False
             fresh = await produce()
             payload = await run_blocking(encode, fresh, limiter=self._limiters.cpu)
-            await self._put(key, Artifact(payload, "application/octet-stream", ttl_s))
+            stored = await self._put(key, Artifact(payload, "application/octet-stream", ttl_s))
+            self._values.put(key, stored.meta.etag, stored.meta.size, fresh)
             return fresh, True
 
-        result, produced = await self._flights.run(key, fill)
+        try:
+            result, produced = await self._flights.run(key, fill)
+        except UpstreamError as error:
+            stale = await self._get_stale(key)
+            if stale is None or isinstance(old := await decoded(stale), _Undecodable):
+                raise
+            reason = stale_reason(error)
+            log.warning("serving stale %s: %s", key, reason)
+            _STALE.inc()
+            _note_stale(reason)
+            return old
+        (_MISS if produced else _HIT).inc()
         if produced:
             _note_upstream_asked()
         return result

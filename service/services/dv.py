@@ -105,6 +105,13 @@ def summarize_tce(tic_id: int, ref: TceRef, headers: DvHeaders) -> dict[str, Any
     }
 
 
+def _read_only(table: DvTable) -> DvTable:
+    """Return ``table`` with its arrays made read-only: the cache shares a decoded table between requests."""
+    for values in table.columns.values():
+        values.flags.writeable = False
+    return table
+
+
 def _resolve_columns(table: DvTable, requested: tuple[str, ...] | None) -> list[str] | None:
     if requested is None:
         return None
@@ -194,12 +201,16 @@ class DvService:
         )
 
     async def table(self, tic_id: int, ref: TceRef) -> DvTable:
-        """Return the DV time series of one TCE."""
+        """Return the DV time series of one TCE (its arrays read-only: it may be shared with other requests)."""
+
+        async def fetch() -> DvTable:
+            return _read_only(await self._exomast.dv_table(tic_id, ref.sectors, ref.tce))
+
         return await self._store.value(
             f"exomast:table:{tic_id}:{ref.id}",
-            lambda: self._exomast.dv_table(tic_id, ref.sectors, ref.tce),
+            fetch,
             encode=encode_dv_table,
-            decode=decode_dv_table,
+            decode=lambda blob: _read_only(decode_dv_table(blob)),
             ttl_s=self._ttl_dv_s,
         )
 
