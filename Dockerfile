@@ -93,5 +93,9 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('TESS_SERVICE_PORT', '8000') + '/health', timeout=4)"]
 
-# Exec form: python is PID 1 and receives SIGTERM from `docker stop`, so uvicorn shuts down gracefully.
+# Exec form: python is PID 1 and receives SIGTERM from `docker stop`, so uvicorn shuts down gracefully: it stops
+# accepting, lets requests in flight finish for up to TESS_SERVICE_SHUTDOWN_GRACE_S (8 s, inside `docker stop`'s
+# default 10 s before SIGKILL; raise both together, e.g. compose's stop_grace_period), fails running jobs cleanly
+# and exits 0.
+STOPSIGNAL SIGTERM
 CMD ["python", "-m", "service"]

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from service.api.jobflow import answer_from_cache_or_job, result_url
+from service.api.jobflow import Planned, Work, answer_planned, result_url
 from service.api.negotiation import negotiate
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import ServicesDep, TicIdDep
 from service.errors import InvalidRequest
 from service.infra.http_cache import cached_response
 from service.schemas import CutoutSummary, JobView, SectorList
-from service.services.cutouts import CutoutFormat
+from service.services.cutouts import CutoutFormat, CutoutPlan
+from service.services.jobs import Job
 from service.services.targets import Target
 
 router = APIRouter(tags=["FFI cutouts"])
@@ -117,26 +119,34 @@ CUTOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def _serve_cutout(
     request: Request,
     services: ServicesDep,
-    target: Target,
+    target: Callable[[], Awaitable[Target]],
     size: int,
     sector: int | None,
     fmt: CutoutFormat,
     wait: float | None,
     negotiated: bool,
 ) -> Response:
+    """Plan (``target`` may need MAST) and serve the cutout, all within ``wait`` (see `answer_planned`)."""
     cutouts = services.cutouts
-    plan = await cutouts.plan(target, size, sector)
-    return await answer_from_cache_or_job(
-        request,
-        services,
-        cached=lambda: cutouts.cached(plan, fmt),
-        start=lambda: cutouts.start(plan, result_url(request)),
-        finished=lambda job: cutouts.after_job(plan, job, fmt),
-        wait_s=wait,
-        immutable=plan.sector_pinned,
-        vary="Accept" if negotiated else None,
-        max_age_cap_s=None if plan.sector_pinned else services.settings.ttl_sectors_s,
-    )
+    then = result_url(request)
+
+    async def plan() -> CutoutPlan:
+        return await cutouts.plan(await target(), size, sector)
+
+    async def starter(plan: CutoutPlan) -> Callable[[], Job]:
+        return lambda: cutouts.start(plan, then)
+
+    def work(plan: CutoutPlan) -> Work:
+        return Work(
+            cached=lambda: cutouts.cached(plan, fmt),
+            starter=lambda: starter(plan),
+            finished=lambda job: cutouts.after_job(plan, job, fmt),
+            immutable=plan.sector_pinned,
+            vary="Accept" if negotiated else None,
+            max_age_cap_s=None if plan.sector_pinned else services.settings.ttl_sectors_s,
+        )
+
+    return await answer_planned(request, services, Planned(plan, work, cutouts.pool), wait)
 
 
 @router.get(
@@ -206,10 +216,15 @@ async def cutout_at(
 ) -> Response:
     """Serve an FFI cutout at a position."""
     fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
+    target = Target(ra, dec)
+
+    async def given() -> Target:
+        return target
+
     return await _serve_cutout(
         request,
         services,
-        Target(ra, dec),
+        given,
         size,
         sector,
         fmt,
@@ -240,11 +255,11 @@ async def cutout_of_tic(
 ) -> Response:
     """Serve an FFI cutout around a TIC."""
     fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
-    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
+    position = explicit_position(ra, dec)
     return await _serve_cutout(
         request,
         services,
-        target,
+        lambda: services.targets.for_tic(tic_id, *position),
         size,
         sector,
         fmt,

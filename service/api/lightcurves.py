@@ -20,6 +20,9 @@ router = APIRouter(tags=["Data Validation"])
 
 FORMATS = {"json": JSON_MEDIA_TYPE, "csv": "text/csv", "fits": FITS_MEDIA_TYPE}
 MAX_COLUMNS_PARAM_LENGTH = 1000
+_NUMBER = r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*"
+# Two plain decimal numbers: what `_parse_highlight` reads (it checks their range and order itself).
+HIGHLIGHT_PATTERN = rf"^{_NUMBER},{_NUMBER}$"
 
 
 def _parse_columns(columns: str | None) -> tuple[str, ...] | None:
@@ -73,7 +76,8 @@ async def get_lightcurve(
         str | None,
         Query(
             max_length=MAX_COLUMNS_PARAM_LENGTH,
-            description="Comma-separated column names (case-insensitive); all columns when absent.",
+            description="Comma-separated column names (case-insensitive); all columns when absent. A name the "
+            "light curve does not have is a 422 that lists the ones it has.",
             openapi_examples={"plot": {"summary": "What a plot needs", "value": "TIME,PHASE,LC_DETREND,MODEL_INIT"}},
         ),
     ] = None,
@@ -81,7 +85,7 @@ async def get_lightcurve(
         float | None,
         Query(
             allow_inf_nan=False,
-            description="Keep rows with TIME >= start (BTJD = BJD - 2457000).",
+            description="Keep rows with TIME >= start (BTJD = BJD - 2457000); not after `end` (422).",
             openapi_examples={"dip": {"summary": "Just before the 'weird' dip", "value": 1334.0}},
         ),
     ] = None,
@@ -147,7 +151,7 @@ async def get_lightcurve_png(
             ge=-1e5,
             le=1e6,
             allow_inf_nan=False,
-            description="Plot only rows with TIME >= start (BTJD).",
+            description="Plot only rows with TIME >= start (BTJD); not after `end` (422).",
             openapi_examples={"dip": {"summary": "Zoom on the dip", "value": 1333.5}},
         ),
     ] = None,
@@ -165,7 +169,9 @@ async def get_lightcurve_png(
         str | None,
         Query(
             max_length=100,
-            description="A BTJD window to shade, `start,end`.",
+            pattern=HIGHLIGHT_PATTERN,
+            description="A BTJD window to shade, `start,end`: two numbers within -1e5..1e6, the first not after "
+            "the second (422 otherwise).",
             openapi_examples={"dip": {"summary": "The movie's window", "value": "1334,1335"}},
         ),
     ] = None,

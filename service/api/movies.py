@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from service.api.cutouts import Dec, OptionalDec, OptionalRa, Ra, Sector, Size, Wait, explicit_position
-from service.api.jobflow import answer_from_cache_or_job, result_url
+from service.api.jobflow import Planned, Work, answer_planned, result_url
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import ServicesDep, TicIdDep
 from service.errors import InvalidRequest
@@ -29,7 +30,9 @@ Start = Annotated[
         ge=MIN_BTJD,
         le=MAX_BTJD,
         allow_inf_nan=False,
-        description="Window start, BTJD (BJD − 2457000): the movie starts at the frame nearest to it.",
+        description="Window start, BTJD (BJD − 2457000): the movie starts at the frame nearest to it. Not after "
+        "`end` (422); the window may hold at most TESS_SERVICE_MOVIE_MAX_FRAMES frames and "
+        "TESS_SERVICE_MOVIE_MAX_OUTPUT_MB of pixels (422 otherwise).",
         openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1334.0}},
     ),
 ]
@@ -39,14 +42,15 @@ End = Annotated[
         ge=MIN_BTJD,
         le=MAX_BTJD,
         allow_inf_nan=False,
-        description="Window end, BTJD: the movie ends at the frame nearest to it (inclusive).",
+        description="Window end, BTJD: the movie ends at the frame nearest to it (inclusive). Not before `start`.",
         openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1335.0}},
     ),
 ]
 Cmap = Annotated[
     str,
     Query(
-        description=f"Matplotlib colormap, one of: {', '.join(sorted(ALLOWED_CMAPS))}.",
+        description="Matplotlib colormap (one of the listed values; others are a 422).",
+        json_schema_extra={"enum": sorted(ALLOWED_CMAPS)},
         openapi_examples={"tutorial": {"summary": "The tutorial's", "value": "YlGnBu_r"}},
     ),
 ]
@@ -57,7 +61,8 @@ Limit = Annotated[
         le=1e30,
         allow_inf_nan=False,
         description="Flux (e-/s) at the bottom (vmin) or top (vmax) of the colour scale; default: robust "
-        "percentiles over the selected frames, so one hot pixel cannot wash the movie out.",
+        "percentiles over the selected frames, so one hot pixel cannot wash the movie out. When both are given, "
+        "vmin must be below vmax (422).",
         openapi_examples={"auto": {"summary": "Automatic (leave empty)", "value": None}},
     ),
 ]
@@ -120,7 +125,8 @@ FRAME_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def frame_style(
+# Dependencies are `async def`: FastAPI would run a plain `def` in a worker thread, a hop per request.
+async def frame_style(
     cmap: Cmap = "YlGnBu_r",
     vmin: Limit = None,
     vmax: Limit = None,
@@ -139,7 +145,7 @@ def frame_style(
         raise InvalidRequest(str(exc)) from exc
 
 
-def movie_style(style: Annotated[MovieStyle, Depends(frame_style)], fps: Fps = 20.0) -> MovieStyle:
+async def movie_style(style: Annotated[MovieStyle, Depends(frame_style)], fps: Fps = 20.0) -> MovieStyle:
     """Return the image style with the movie's pace."""
     try:
         return dataclasses.replace(style, fps=fps)
@@ -163,10 +169,17 @@ def _tic_cutout_path(tic_id: int, ra: float | None, dec: float | None) -> str:
     return f"/tic/{tic_id}/cutout" + (f"?ra={ra}&dec={dec}" if ra is not None and dec is not None else "")
 
 
+def _given(target: Target) -> Callable[[], Awaitable[Target]]:
+    async def given() -> Target:
+        return target
+
+    return given
+
+
 async def _serve(
     request: Request,
     services: ServicesDep,
-    target: Target,
+    target: Callable[[], Awaitable[Target]],
     *,
     size: int,
     sector: int | None,
@@ -177,24 +190,33 @@ async def _serve(
     wait: float | None,
     cutout_path: str,
 ) -> Response:
+    """Plan (``target`` and the sector lookup may need MAST) and serve the rendering, all within ``wait``."""
     check_window(start, end)
     if fmt == "mp4" and not MP4_AVAILABLE:
         raise InvalidRequest("format=mp4 is not available on this server (imageio-ffmpeg is missing); use gif.")
-    plan, observed = await services.cutouts.plan_with_sectors(target, size, sector)
-    plan = services.cutouts.window_plan(plan, start, end, observed)
-    movie = MovieRequest(plan, start + 0.0, end + 0.0, style, fmt)
-    services.renders.check_size(movie)
-    cutout_url = f"{cutout_path}{'&' if '?' in cutout_path else '?'}sector={plan.sector}&size={size}"
-    return await answer_from_cache_or_job(
-        request,
-        services,
-        cached=lambda: services.renders.cached(movie),
-        start=lambda: services.renders.start(movie, result_url(request), cutout_url),
-        finished=lambda job: services.renders.after_job(movie, job),
-        wait_s=wait,
-        immutable=plan.sector_pinned,
-        max_age_cap_s=None if plan.sector_pinned else services.settings.ttl_sectors_s,
-    )
+    renders = services.renders
+    then = result_url(request)
+
+    async def plan() -> MovieRequest:
+        plan, observed = await services.cutouts.plan_with_sectors(await target(), size, sector)
+        plan = services.cutouts.window_plan(plan, start, end, observed)
+        movie = MovieRequest(plan, start + 0.0, end + 0.0, style, fmt)
+        renders.check_size(movie)
+        return movie
+
+    def work(movie: MovieRequest) -> Work:
+        cutout_url = f"{cutout_path}{'&' if '?' in cutout_path else '?'}sector={movie.plan.sector}&size={size}"
+        return Work(
+            cached=lambda: renders.cached(movie),
+            starter=lambda: renders.starter(movie, then, cutout_url),
+            finished=lambda job: renders.after_job(movie, job),
+            immutable=movie.plan.sector_pinned,
+            max_age_cap_s=None if movie.plan.sector_pinned else services.settings.ttl_sectors_s,
+        )
+
+    # Slow planning goes on in a job holding a cutout place (what it waits for is TESScut, and the cutout job it
+    # starts takes that place over); a render place is taken only when rendering starts.
+    return await answer_planned(request, services, Planned(plan, work, services.cutouts.pool), wait)
 
 
 MOVIE_DESCRIPTION = (
@@ -228,7 +250,8 @@ async def movie_of_tic(
 ) -> Response:
     """Serve a movie of a TIC's cutout."""
     check_window(start, end)
-    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
+    position = explicit_position(ra, dec)
+    target = lambda: services.targets.for_tic(tic_id, *position)  # noqa: E731 - resolved by the planning
     return await _serve(
         request, services, target, size=size, sector=sector, start=start, end=end, style=style, fmt=format,
         wait=wait, cutout_path=_tic_cutout_path(tic_id, ra, dec),
@@ -257,7 +280,7 @@ async def movie_at(
 ) -> Response:
     """Serve a movie of the cutout at a position."""
     return await _serve(
-        request, services, Target(ra, dec), size=size, sector=sector, start=start, end=end, style=style,
+        request, services, _given(Target(ra, dec)), size=size, sector=sector, start=start, end=end, style=style,
         fmt=format, wait=wait, cutout_path=f"/cutout?ra={ra}&dec={dec}",
     )  # fmt: skip
 
@@ -291,7 +314,8 @@ async def frame_of_tic(
     wait: Wait = None,
 ) -> Response:
     """Serve one frame of a TIC's cutout."""
-    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
+    position = explicit_position(ra, dec)
+    target = lambda: services.targets.for_tic(tic_id, *position)  # noqa: E731 - resolved by the planning
     return await _serve(
         request, services, target, size=size, sector=sector, start=time, end=time, style=style, fmt="png",
         wait=wait, cutout_path=_tic_cutout_path(tic_id, ra, dec),

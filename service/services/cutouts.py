@@ -15,7 +15,7 @@ import orjson
 
 from service.errors import BadUpstreamResponse, InsufficientStorage, NotFound
 from service.infra.cache import CachedBody, DiskCache
-from service.infra.threads import Limiters, run_blocking
+from service.infra.threads import Admission, Limiters, run_blocking
 from service.services.artifacts import Artifact, ArtifactStore, Ready
 from service.services.jobs import Job, JobRegistry
 from service.services.targets import Target
@@ -116,9 +116,11 @@ class CutoutService:
         jobs: JobRegistry,
         limiters: Limiters,
         *,
+        pool: Admission,
         ttl_sectors_s: int,
         ttl_cutout_s: int,
     ) -> None:
+        self.pool = pool
         self._store = store
         self._cache = cache
         self._tesscut = tesscut
@@ -250,8 +252,10 @@ class CutoutService:
             return found, True
         job = self.start(plan, result_url)
         assert job.task is not None
-        # Shielded: if our caller is cancelled, the cutout job (maybe shared with others) must go on.
-        await asyncio.shield(job.task)
+        # The wait never cancels the cutout job (maybe shared with others), and ends early when the service stops.
+        await self._jobs.wait(job.task)
+        if not job.task.done():
+            self._jobs.raise_if_stopping()
         if job.error is not None:
             raise job.error
         found = await self.files(plan)
@@ -280,8 +284,11 @@ class CutoutService:
         return (await self.after_job(plan, job, "fits")).body
 
     def start(self, plan: CutoutPlan, result_url: str) -> Job:
-        """Return the job that puts ``plan``'s cutout in the cache (an existing one when it is running)."""
-        return self._jobs.start(plan.fits_key, result_url, lambda job: self._fetch(plan, job))
+        """Return the job that puts ``plan``'s cutout in the cache (an existing one when it is running).
+
+        A new job needs a place in the cutout pool: raises `Overloaded` (503) when it is full.
+        """
+        return self._jobs.start(plan.fits_key, result_url, lambda job: self._fetch(plan, job), pool=self.pool)
 
     async def after_job(self, plan: CutoutPlan, job: Job, fmt: CutoutFormat) -> Ready:
         """Return the answer a finished job produced (raising its error when it failed)."""

@@ -3,20 +3,36 @@
 A job is an asyncio task held by the registry, not by the request: it keeps running when the client goes away,
 and its result lands in the cache. Identical work shares one job while it runs; a failed job is kept for
 inspection but the next request starts a fresh one (failures are not remembered).
+
+A new job may need a place in a work pool (`Admission`): when the pool is full, starting it raises `Overloaded`
+(503) at once, while joining a running job never does. At shutdown, running jobs are cancelled and end failed
+with `ServiceRestarting`; their work leaves nothing partial in the cache, so asking again starts afresh.
+
+Requests that wait for a job wait through `JobRegistry.wait`. When the server is told to stop (`begin_shutdown`,
+on SIGTERM), they stop waiting shortly before its grace period ends and are answered 503 `service-restarting`,
+rather than being cut off by the server with no answer at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from service.errors import ServiceError
+from service.errors import ServiceError, ServiceRestarting
+from service.infra.metrics import JOBS
+from service.infra.threads import Admission, Ticket, handing_over
 
 JobStatus = Literal["queued", "running", "done", "failed"]
+log = logging.getLogger(__name__)
+# At shutdown, requests waiting for jobs are answered this long before the server's grace period ends: time to
+# write a problem document and close the connection.
+ANSWER_MARGIN_S = 2.0
+RESTART_RETRY_AFTER_S = 5
 
 
 @dataclass
@@ -33,11 +49,19 @@ class Job:
     bytes_received: int = 0
     error: ServiceError | None = None
     task: asyncio.Task[None] | None = None
+    ticket: Ticket | None = None
 
     def mark(self, status: JobStatus) -> None:
         """Move to ``status``."""
+        JOBS.labels(self.status).dec()
+        JOBS.labels(status).inc()
         self.status = status
         self.updated_at = time.time()
+
+    def release_place(self) -> None:
+        """Give back the job's place in its pool (when it ends, or earlier when its work moved elsewhere)."""
+        if self.ticket is not None:
+            self.ticket.release()
 
     def received(self) -> int:
         """Return the bytes received so far (live while running, final afterwards)."""
@@ -67,47 +91,123 @@ class JobRegistry:
         self._keep_s = keep_s
         self._by_id: dict[str, Job] = {}
         self._running: dict[str, Job] = {}
+        self._closing = False
+        self._stop_waiting: asyncio.Future[None] | None = None
 
     def get(self, job_id: str) -> Job | None:
         """Return a job by id, unless it ended more than ``keep_s`` ago."""
         self._forget_old()
         return self._by_id.get(job_id)
 
-    def start(self, key: str, result_url: str, work: Callable[[Job], Awaitable[None]]) -> Job:
-        """Return the running job for ``key``, or start ``work`` as a new one."""
+    def running(self, key: str) -> Job | None:
+        """Return the running job for ``key``, if any."""
+        return self._running.get(key)
+
+    def start(
+        self, key: str, result_url: str, work: Callable[[Job], Awaitable[None]], *, pool: Admission | None = None
+    ) -> Job:
+        """Return the running job for ``key``, or start ``work`` as a new one (admitted by ``pool`` if given).
+
+        Raises `Overloaded` when ``pool`` has no room for a new job; joining a running one always succeeds.
+        """
         running = self._running.get(key)
         if running is not None:
             return running
         self._forget_old()
-        job = Job(id=uuid.uuid4().hex, key=key, result_url=result_url)
+        ticket = pool.admit() if pool is not None else None
+        job = Job(id=uuid.uuid4().hex, key=key, result_url=result_url, ticket=ticket)
+        JOBS.labels(job.status).inc()
         self._by_id[job.id] = job
         self._running[key] = job
-        job.task = asyncio.ensure_future(self._run(job, work))
+        # The job's task must not inherit a ticket its starter is handing over (`handing_over`): it has its own.
+        with handing_over(None):
+            job.task = asyncio.ensure_future(self._run(job, work))
         return job
 
     async def _run(self, job: Job, work: Callable[[Job], Awaitable[None]]) -> None:
         try:
             await work(job)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # Only `shutdown` cancels jobs; ending the task normally (failed) lets anyone waiting read why.
+            job.error = ServiceRestarting(
+                "The service was restarting while this job ran, so it was stopped; nothing partial was kept. "
+                "Ask again: the work starts afresh.",
+                retry_after_s=RESTART_RETRY_AFTER_S,
+            )
+            job.mark("failed")
         except ServiceError as exc:
             job.error = exc
             job.mark("failed")
         except Exception as exc:  # noqa: BLE001 - a job must end in a state a client can read
+            log.exception("job %s (%s) crashed", job.id, job.result_url)
             job.error = ServiceError(f"The job failed unexpectedly ({type(exc).__name__}); this is a bug.")
             job.mark("failed")
         else:
             job.received()
             job.mark("done")
         finally:
+            if job.error is not None:
+                log.warning("job %s (%s) failed, %d: %s", job.id, job.result_url, job.error.status, job.error.detail)
+            job.release_place()
             self._running.pop(job.key, None)
 
     def _forget_old(self) -> None:
         horizon = time.time() - self._keep_s
         for job_id in [j.id for j in self._by_id.values() if j.status in ("done", "failed") and j.updated_at < horizon]:
-            del self._by_id[job_id]
+            JOBS.labels(self._by_id.pop(job_id).status).dec()
+
+    def _stop_waiting_future(self) -> asyncio.Future[None]:
+        if self._stop_waiting is None:
+            self._stop_waiting = asyncio.get_running_loop().create_future()
+        return self._stop_waiting
+
+    async def wait(self, task: asyncio.Future[Any], timeout_s: float | None = None) -> None:
+        """Wait until ``task`` ends, ``timeout_s`` passes, or (shutting down) requests must stop waiting.
+
+        Never cancels ``task``, not even when the caller is cancelled: the work may be shared. Callers check
+        `raise_if_stopping` when the task has not ended.
+        """
+        await asyncio.wait({task, self._stop_waiting_future()}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+
+    def raise_if_stopping(self) -> None:
+        """Raise `ServiceRestarting` (503) once requests must stop waiting for jobs because the service stops."""
+        if self._stop_waiting is not None and self._stop_waiting.done():
+            raise ServiceRestarting(
+                "The service is restarting, so this request stopped waiting for its work, which is being stopped; "
+                "nothing partial is kept. Ask again shortly: the work starts afresh.",
+                retry_after_s=RESTART_RETRY_AFTER_S,
+            )
+
+    def begin_shutdown(self, grace_s: float) -> None:
+        """Stop requests waiting for jobs just before the server's ``grace_s`` (it was told to stop) runs out.
+
+        Requests waiting for jobs (`wait`) then answer 503 `service-restarting` while their connection is still
+        open; the jobs themselves run on until `shutdown` cancels them.
+        """
+        stop = self._stop_waiting_future()
+
+        def stop_waiting() -> None:
+            if not stop.done():
+                stop.set_result(None)
+
+        asyncio.get_running_loop().call_later(max(0.0, grace_s - ANSWER_MARGIN_S), stop_waiting)
 
     async def shutdown(self) -> None:
-        """Cancel running jobs (on application shutdown): they end cleanly failed, nothing partial is cached."""
+        """Cancel running jobs (on application shutdown): they end failed with `ServiceRestarting`.
+
+        Their work removes its scratch files as it unwinds and stores nothing partial, so after a restart the
+        same request simply starts the work again.
+        """
+        self._closing = True
+        stop = self._stop_waiting_future()
+        if not stop.done():
+            stop.set_result(None)
         tasks = [job.task for job in self._running.values() if job.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for job in self._by_id.values():
+            JOBS.labels(job.status).dec()
+        self._by_id.clear()

@@ -2,19 +2,24 @@
 
 Every rendered answer is cached under a key holding all of its inputs and `RENDERER_VERSION`; a movie that needs a
 cutout not cached yet becomes a job (the cutout job, then the render), so identical cold requests share one
-cutout fetch and one render.
+cutout fetch and one render. Rendering needs a place in the render pool (`Admission`), taken only around the
+render step itself: fetching the data (a DV table from ExoMAST, a cutout from TESScut) holds none, as it is bounded
+by its own machinery (breakers, TESScut slots, the cutout pool). New render work is refused at once with
+`Overloaded` (503) when the pool is full when it is asked for, or when it finds the pool full once its data has
+arrived; cached renders and identical renders already under way are joined, never refused.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from typing import Literal
 
 from service.errors import BadUpstreamResponse, InsufficientStorage, InvalidRequest
 from service.infra.cache import CachedBody, DiskCache
-from service.infra.threads import Limiters, run_blocking
+from service.infra.threads import Admission, Limiters, run_blocking
 from service.rendering.movies import MovieStyle, render_frame_png, render_movie
 from service.rendering.plots import render_lightcurve_png
 from service.services.artifacts import Artifact, ArtifactStore, Ready
@@ -86,11 +91,13 @@ class RenderService:
         jobs: JobRegistry,
         limiters: Limiters,
         *,
+        pool: Admission,
         ttl_s: int,
         ttl_lightcurve_s: int,
         max_frames: int,
         max_output_bytes: int,
     ) -> None:
+        self.pool = pool
         self._store = store
         self._cache = cache
         self._dv = dv
@@ -108,30 +115,33 @@ class RenderService:
         key = f"render:{RENDERER_VERSION}:lightcurve:{tic_id}:{ref.id}:" + ",".join(map(str, astuple(plot)))
 
         async def produce() -> Artifact:
-            table = await self._dv.table(tic_id, ref)
+            # Only the request that starts a render gets here; identical ones wait for it in the single-flight.
+            self.pool.refuse_if_full()
+            table = await self._dv.table(tic_id, ref)  # no render place held while ExoMAST answers
             missing = [c for c in ("TIME", "PHASE", "LC_DETREND", "MODEL_INIT") if c not in table.columns]
             if missing:
                 raise BadUpstreamResponse(
                     f"ExoMAST's DV light curve lacks {', '.join(missing)}, so it cannot be plotted.", upstream="ExoMAST"
                 )
             columns = table.columns
-            payload, media_type = await run_blocking(
-                lambda: render_lightcurve_png(
-                    columns["TIME"],
-                    columns["PHASE"],
-                    columns["LC_DETREND"],
-                    columns["MODEL_INIT"],
-                    x=plot.x,
-                    start_btjd=plot.start_btjd,
-                    end_btjd=plot.end_btjd,
-                    highlight_btjd=plot.highlight_btjd,
-                    width_px=plot.width_px,
-                    height_px=plot.height_px,
-                    dpi=plot.dpi,
-                    title=f"Detrended Lightcurve (TIC {tic_id} - {ref.id})",
-                ),
-                limiter=self._limiters.render,
-            )
+            with self.pool.admitted_work():
+                payload, media_type = await run_blocking(
+                    lambda: render_lightcurve_png(
+                        columns["TIME"],
+                        columns["PHASE"],
+                        columns["LC_DETREND"],
+                        columns["MODEL_INIT"],
+                        x=plot.x,
+                        start_btjd=plot.start_btjd,
+                        end_btjd=plot.end_btjd,
+                        highlight_btjd=plot.highlight_btjd,
+                        width_px=plot.width_px,
+                        height_px=plot.height_px,
+                        dpi=plot.dpi,
+                        title=f"Detrended Lightcurve (TIC {tic_id} - {ref.id})",
+                    ),
+                    limiter=self._limiters.render,
+                )
             return Artifact(payload, media_type, self._ttl_lightcurve_s)
 
         return await self._store.body(key, produce)
@@ -164,9 +174,29 @@ class RenderService:
         body = await self._store.get_fresh(request.key)
         return Ready(body, True) if body is not None else None
 
-    def start(self, request: MovieRequest, result_url: str, cutout_url: str) -> Job:
-        """Return the job that fetches the cutout (sharing its job) and renders ``request``."""
-        return self._jobs.start(request.key, result_url, lambda job: self._make(request, job, cutout_url))
+    async def starter(self, request: MovieRequest, result_url: str, cutout_url: str) -> Callable[[], Job]:
+        """Look up what rendering ``request`` needs, and return what starts (or joins) its job.
+
+        The lookup awaits the cache; the returned function does not, so admission happens in one step: joining a
+        running render job never fails; a new one is refused (`Overloaded`) when the render pool is full now, else
+        it starts (or joins) the cutout job when the cutout is not cached (which the cutout pool may refuse), then
+        the render job. The render job takes its render place only once the cutout is there (`_render`).
+        """
+        cutout_cached = await self._cutouts.is_cached(request.plan)
+
+        def start() -> Job:
+            running = self._jobs.running(request.key)
+            if running is not None:
+                return running
+            self.pool.refuse_if_full()
+            cutout_job = None if cutout_cached else self._cutouts.start(request.plan, cutout_url)
+            job = self._jobs.start(request.key, result_url, lambda job: self._make(request, job, cutout_url))
+            if cutout_job is not None:
+                # Report the cutout download's progress as this job's (the cutout job is shared, not duplicated).
+                job.progress = cutout_job.received
+            return job
+
+        return start
 
     async def after_job(self, request: MovieRequest, job: Job) -> Ready:
         """Return what a finished job made, raising its error when it failed."""
@@ -181,9 +211,6 @@ class RenderService:
         return Ready(ready.body, False)
 
     async def _make(self, request: MovieRequest, job: Job, cutout_url: str) -> None:
-        if not await self._cutouts.is_cached(request.plan):
-            # Report the cutout download's progress as this job's (the cutout job is shared, not duplicated).
-            job.progress = self._cutouts.start(request.plan, cutout_url).received
         job.mark("running")
         body, _ = await self._store.body(request.key, lambda: self._render(request, cutout_url))
         body.close()
@@ -221,7 +248,9 @@ class RenderService:
                 )
             return Artifact(payload, media_type, self._ttl_s)
 
-        return await run_blocking(render, limiter=self._limiters.render)
+        # The render place is taken here, not while the cutout downloads; a full pool now fails the job (503).
+        with self.pool.admitted_work():
+            return await run_blocking(render, limiter=self._limiters.render)
 
     @staticmethod
     def _draw(request: MovieRequest, window: FrameWindow) -> tuple[bytes, str]:
