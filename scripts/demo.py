@@ -91,6 +91,8 @@ def main() -> int:
         "TESS_SERVICE_CACHE_DIR": os.environ.get("DEMO_CACHE_DIR", str(ROOT / "var" / "demo-cache")),
         "TESS_SERVICE_HOST": HOST,
         "TESS_SERVICE_PORT": str(SERVICE_PORT),
+        # A person watches this terminal: plain text lines, unless they asked for JSON.
+        "TESS_SERVICE_LOG_FORMAT": os.environ.get("TESS_SERVICE_LOG_FORMAT", "text"),
     }
     python = sys.executable
     mast = subprocess.Popen([python, "-m", "tests.fake_mast", "--host", HOST, "--port", str(MAST_PORT)], cwd=ROOT)
