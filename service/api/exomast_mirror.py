@@ -56,7 +56,7 @@ class UpstreamStyleRoute(APIRoute):
 router = APIRouter(tags=["ExoMAST mirror"], route_class=UpstreamStyleRoute)
 
 
-def get_mirror(services: ServicesDep) -> ExoMastMirror:
+async def get_mirror(services: ServicesDep) -> ExoMastMirror:
     """Return the mirror over the app's DV service (a thin view: nothing to keep between requests)."""
     return ExoMastMirror(services.dv, services.limiters)
 
@@ -163,7 +163,8 @@ TceQuery = Annotated[
     Query(
         max_length=MAX_QUERY_VALUE_LENGTH,
         description="The TCE: `TCE_1` or `1`. Without `sector`, a whole TCE-list entry `s0001-s0001:TCE_1` is also "
-        "accepted (the published TESScut-ExoMAST tutorial sends that; ExoMAST itself answers 400).",
+        "accepted (the published TESScut-ExoMAST tutorial sends that; ExoMAST itself answers 400); with `sector`, "
+        "only `TCE_n` or `n` is (400 otherwise). Required: 400 'Missing tce in request' without it.",
         openapi_examples={
             "tce": {"summary": "TCE name, with sector", "value": "TCE_1"},
             "combined": {"summary": "Whole TCE id, without sector", "value": "s0001-s0001:TCE_1"},
