@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test run openapi lint bench fake-mast clean
+.PHONY: demo test run openapi lint bench bench-load fake-mast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,19 @@ run: $(STAMP)
 fake-mast: $(STAMP)
 	$(BIN)/python -m tests.fake_mast --port 8001
 
-## openapi: regenerate openapi/openapi.json from the app
+## openapi: regenerate openapi/openapi.json and the README's configuration table from the app
 openapi: $(STAMP)
 	$(BIN)/python scripts/export_openapi.py
+	$(BIN)/python scripts/readme_config.py
 
 ## bench: run the side-by-side benchmarks
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dv_table.py
+
+## bench-load: the service under wrk at 32 connections, next to nginx, then warm + cold together (~2 min; needs
+## wrk and nginx: apt-get install -y nginx wrk)
+bench-load: $(STAMP)
+	$(BIN)/python benchmarks/bench_load.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

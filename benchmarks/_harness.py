@@ -1,17 +1,19 @@
-"""Shared benchmark plumbing: the service as its own uvicorn process against the emulator, and latency sampling."""
+"""Shared benchmark plumbing: the emulator and the service as processes on loopback, and latency sampling."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
@@ -19,13 +21,85 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fake_mast import FakeMast  # noqa: E402
+
+class MastAddress(Protocol):
+    """Where the service finds MAST: an in-process `tests.fake_mast.FakeMast` or an `EmulatorProcess`."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def exomast_url(self) -> str: ...
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[Any], what: str, timeout_s: float = 30.0) -> None:
+    """Poll ``url`` until it answers; fail loudly if ``process`` exits or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode} before answering {url}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer {url} within {timeout_s:.0f} s")
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL if it does not stop within 30 s."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+@dataclass
+class EmulatorProcess:
+    """The MAST emulator as its own process (``python -m tests.fake_mast``), driven over its /__fake__/ API."""
+
+    url: str
+    pid: int
+
+    @property
+    def exomast_url(self) -> str:
+        return self.url + "/api/v0.1/"
+
+    def set_fault(self, path_glob: str, **fault: object) -> None:
+        """Inject a fault (the keywords of `FakeMast.set_fault`: status, delay_s, throttle_bytes_per_s, ...)."""
+        response = httpx.post(f"{self.url}/__fake__/faults", json={"path": path_glob, **fault}, timeout=5)
+        response.raise_for_status()
+
+    def clear_faults(self) -> None:
+        httpx.delete(f"{self.url}/__fake__/faults", timeout=5).raise_for_status()
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        response = httpx.get(f"{self.url}/__fake__/counters", timeout=5)
+        response.raise_for_status()
+        result: dict[str, dict[str, int]] = response.json()
+        return result
+
+
+@contextmanager
+def mast_process() -> Iterator[EmulatorProcess]:
+    """Run the MAST emulator in a subprocess on a free loopback port, so it does not share this process's GIL."""
+    port = free_port()
+    command = [sys.executable, "-m", "tests.fake_mast", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}/__fake__/faults", process, "the MAST emulator")
+        yield EmulatorProcess(url, process.pid)
+    finally:
+        stop_process(process)
 
 
 @dataclass
@@ -36,8 +110,14 @@ class RunningService:
 
 
 @contextmanager
-def service_process(mast: FakeMast, **settings: str) -> Iterator[RunningService]:
-    """Run `uvicorn service.main:app` (one worker) pointed at ``mast``, with a fresh cache; TESS_SERVICE_* overrides."""
+def service_process(
+    mast: MastAddress, *, uvicorn_args: Sequence[str] = (), root: Path = ROOT, **settings: str
+) -> Iterator[RunningService]:
+    """Run `uvicorn service.main:app` (one worker) pointed at ``mast``, with a fresh cache; TESS_SERVICE_* overrides.
+
+    ``uvicorn_args`` are extra command-line options (e.g. ``["--http", "h11"]``); ``root`` is the tree whose
+    ``service`` package runs (another copy of it, to measure a change before making it).
+    """
     port = free_port()
     cache_dir = Path(tempfile.mkdtemp(prefix="bench-cache-"))
     env = {
@@ -47,20 +127,18 @@ def service_process(mast: FakeMast, **settings: str) -> Iterator[RunningService]
         "TESS_SERVICE_CACHE_DIR": str(cache_dir),
         **{f"TESS_SERVICE_{name.upper()}": value for name, value in settings.items()},
     }
-    command = [sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    command = [
+        sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port), "--log-level", "warning",
+        *uvicorn_args,
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=root, env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{base_url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until_up(f"{base_url}/health", server, "the service")
         yield RunningService(base_url, server.pid, cache_dir)
     finally:
-        server.terminate()
-        server.wait(30)
+        stop_process(server)
+        shutil.rmtree(cache_dir, ignore_errors=True)
 
 
 def warm_latencies_ms(client: httpx.Client, path: str, requests: int) -> list[float]:
