@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from service.infra.head import HeadAsGetMiddleware
 from service.infra.http_cache import StaleMarkingMiddleware
 from service.infra.observability import RequestObservabilityMiddleware
 from service.infra.signals import termination_hook
-from service.infra.threads import Admission, Limiters, run_blocking
+from service.infra.threads import THREADS_AT_WORK, Admission, Limiters, run_blocking
 from service.schemas import Problem
 from service.services.artifacts import ArtifactStore
 from service.services.cutouts import CutoutService
@@ -39,6 +40,10 @@ from service.upstream.exomast import ExoMastClient
 from service.upstream.resilience import CircuitBreaker, RetryPolicy, UpstreamGuard
 from service.upstream.tesscut import UPSTREAM as TESSCUT
 from service.upstream.tesscut import TesscutClient
+
+log = logging.getLogger(__name__)
+# How long shutdown waits for worker threads whose callers were cancelled before it closes the cache.
+SHUTDOWN_DRAIN_S = 5.0
 
 DESCRIPTION = """
 TESS time series without fighting the archive. This service wraps MAST's **ExoMAST** API (TESS Data Validation:
@@ -199,6 +204,9 @@ def create_app(settings: Settings | None = None, *, breaker_clock: Callable[[], 
                 finally:
                     tesscut.close()
                     await jobs_registry.shutdown()
+                    # Cancelled jobs' threads (a cache write, a decode) run on: the cache must outlive them.
+                    if not await THREADS_AT_WORK.drain(timeout_s=SHUTDOWN_DRAIN_S):
+                        log.warning("%d worker threads still running at shutdown", THREADS_AT_WORK.running)
         finally:
             cache.close()
 

@@ -6,6 +6,7 @@ admits at most ``running + waiting`` pieces of work and refuses the next one at 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,15 +38,66 @@ class Limiters:
         )
 
 
+class _ThreadsAtWork:
+    """How many `run_blocking` calls are still running in their threads, caller gone or not.
+
+    A caller cancelled the asyncio way (a task cancelled at shutdown, ``asyncio.timeout``) returns while its thread
+    runs on, so at shutdown the cache must not be closed under a thread still writing to it: `drain` waits for them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def started(self) -> None:
+        """Count one more thread at work."""
+        with self._lock:
+            self._running += 1
+            self._idle.clear()
+
+    def finished(self) -> None:
+        """Count one thread less."""
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                self._idle.set()
+
+    @property
+    def running(self) -> int:
+        """Return how many threads are at work now."""
+        return self._running
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait (off the loop) until no thread is at work, up to ``timeout_s``; return whether they all finished."""
+        if self._idle.is_set():
+            return True
+        return await anyio.to_thread.run_sync(self._idle.wait, timeout_s, abandon_on_cancel=True)
+
+
+THREADS_AT_WORK = _ThreadsAtWork()
+
+
 async def run_blocking(
     fn: Callable[..., T], *args: object, limiter: CapacityLimiter, abandon_on_cancel: bool = False
 ) -> T:
     """Run ``fn(*args)`` in a worker thread admitted by ``limiter``.
 
-    ``abandon_on_cancel`` lets a cancelled caller return at once while the thread finishes on its own; use it
-    only for work whose result may be thrown away (a download at shutdown).
+    A cancelled caller may return before the thread ends (always with ``abandon_on_cancel``, which is meant for
+    work whose result may be thrown away, and also when cancelled the asyncio way); the thread runs its course and
+    is counted in `THREADS_AT_WORK` until it does.
     """
-    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter, abandon_on_cancel=abandon_on_cancel)
+
+    def counted() -> T:
+        # Counted from inside the thread: a call cancelled before its thread started never runs, and must not count.
+        THREADS_AT_WORK.started()
+        try:
+            return fn(*args)
+        finally:
+            THREADS_AT_WORK.finished()
+
+    return await anyio.to_thread.run_sync(counted, limiter=limiter, abandon_on_cancel=abandon_on_cancel)
 
 
 class Ticket:
