@@ -8,6 +8,12 @@ carries on in a job: 202 at once, and a bad target is then the job's failure (it
 
 Waiting goes through `JobRegistry.wait`: when the service is told to stop, a request still waiting is answered
 503 `service-restarting` (with Retry-After) before the server's grace period runs out, not cut off unanswered.
+
+Stale-if-error: an expired answer is made again by a job like a missing one. A request that waits for the job
+and sees it fail upstream gets the expired copy, marked stale (``Work.finished``, e.g. `CutoutService.after_job`).
+A request answered 202 does not: its job then ends failed, with TESScut's problem at /jobs/{id} (nothing new was
+made), and asking for the result again (the 202's ``then``, which drops ``wait``) tries TESScut once more and
+serves the expired copy if that fails within the request's wait.
 """
 
 from __future__ import annotations

@@ -245,6 +245,23 @@ class ArtifactStore:
             return None
         return body
 
+    async def stale(self, key: str, error: UpstreamError) -> CachedBody | None:
+        """Return the expired body of ``key`` to serve because making it again failed with ``error``, else None.
+
+        None when there is no copy within the stale-if-error window (or the window is 0). A body returned is
+        marked with its ``stale_reason``, counted as a stale lookup and noted in the `upstream_ledger` and the
+        request, as `body` does; it is left as it is in the cache. For work not produced through `body` (cutout
+        jobs), whose failure the caller holds.
+        """
+        body = await self._get_stale(key)
+        if body is None:
+            return None
+        body.stale_reason = stale_reason(error)
+        log.warning("serving stale %s: %s", key, body.stale_reason)
+        _STALE.inc()
+        _note_stale(body.stale_reason)
+        return body
+
     async def _put(self, key: str, artifact: Artifact) -> CachedBody:
         def put() -> CachedBody:
             try:
@@ -294,13 +311,9 @@ class ArtifactStore:
         try:
             produced, asked_upstream, reason = await self._flights.run(key, fill)
         except UpstreamError as error:
-            stale = await self._get_stale(key)
+            stale = await self.stale(key, error)
             if stale is None:
                 raise
-            stale.stale_reason = stale_reason(error)
-            log.warning("serving stale %s: %s", key, stale.stale_reason)
-            _STALE.inc()
-            _note_stale(stale.stale_reason)
             return stale, False
         if asked_upstream:
             _note_upstream_asked()

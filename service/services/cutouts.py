@@ -1,4 +1,12 @@
-"""FFI cutouts: sector lookups, cutout jobs that download through TESScut, and their cached answers."""
+"""FFI cutouts: sector lookups, cutout jobs that download through TESScut, and their cached answers.
+
+Stale-if-error: a cutout past its freshness is downloaded again by a job. When that job fails upstream (TESScut's
+502/503/504, an open breaker: an `UpstreamError`) and the expired copy is within the stale-if-error window, the
+requests waiting for the job are answered with the expired copy (FITS, summary, or every file for the TESScut
+mirror), marked stale through `ArtifactStore.stale` and left as it is in the cache, so the next request asks
+TESScut again. The job itself still ends failed, with its problem at /jobs/{id}: nothing new was made. Any other
+failure (a `NotFound`, a full pool, a restart) is answered as it is.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +15,14 @@ import dataclasses
 import math
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
-from service.errors import BadUpstreamResponse, InsufficientStorage, NotFound
+from service.errors import BadUpstreamResponse, InsufficientStorage, NotFound, ServiceError, UpstreamError
 from service.infra.cache import CachedBody, DiskCache
 from service.infra.threads import Admission, Limiters, run_blocking
 from service.services.artifacts import Artifact, ArtifactStore, Ready
@@ -227,13 +236,19 @@ class CutoutService:
 
         Cutouts cached before the manifest existed have none, and count as missing here (not for `cached`).
         """
-        manifest = await self._store.get_fresh(plan.files_key)
+        return await self._open_files(plan, self._store.get_fresh)
+
+    async def _open_files(
+        self, plan: CutoutPlan, opener: Callable[[str], Awaitable[CachedBody | None]]
+    ) -> list[CutoutFile] | None:
+        """Return the files the manifest of ``plan`` lists, each opened by ``opener``; None unless all are there."""
+        manifest = await opener(plan.files_key)
         if manifest is None:
             return None
         opened: list[CutoutFile] = []
         try:
             for entry in orjson.loads(manifest.read()):
-                body = await self._store.get_fresh(entry["key"])
+                body = await opener(entry["key"])
                 if body is None:  # evicted on its own: the set is incomplete
                     for found in opened:
                         found.body.close()
@@ -246,7 +261,10 @@ class CutoutService:
         return opened
 
     async def ensure_files(self, plan: CutoutPlan, result_url: str) -> tuple[list[CutoutFile], bool]:
-        """Return every file TESScut returned for ``plan`` and whether all came from the cache (else a job ran)."""
+        """Return every file TESScut returned for ``plan`` and whether all came from the cache (else a job ran).
+
+        When the job failed upstream, the expired files are returned instead, marked stale, if all are there.
+        """
         found = await self.files(plan)
         if found is not None:
             return found, True
@@ -257,7 +275,7 @@ class CutoutService:
         if not job.task.done():
             self._jobs.raise_if_stopping()
         if job.error is not None:
-            raise job.error
+            return await self._stale_files(plan, job.error), False
         found = await self.files(plan)
         if found is None:
             raise InsufficientStorage(
@@ -272,8 +290,14 @@ class CutoutService:
             file.body.close()
         return found is not None
 
-    async def ensure(self, plan: CutoutPlan, result_url: str) -> CachedBody:
-        """Return the cached FITS of ``plan``, waiting for (or starting) the job that makes it."""
+    async def ensure(self, plan: CutoutPlan, result_url: str, *, stale_ok: bool = False) -> CachedBody:
+        """Return the cached FITS of ``plan``, waiting for (or starting) the job that makes it.
+
+        When the job fails upstream, its error is raised, unless ``stale_ok``: then the expired FITS is returned
+        when there is one (see the module docstring). Renders pass False: a movie made from a stale cutout would be
+        served uncached, but a movie job's result is read back from the cache (`RenderService.after_job`), so
+        until a render job can hand such a body to its waiters, movies answer TESScut's error and cache nothing.
+        """
         ready = await self.cached(plan, "fits")
         if ready is not None:
             return ready.body
@@ -281,6 +305,8 @@ class CutoutService:
         assert job.task is not None
         # Shielded: if our caller is cancelled, the cutout job (maybe shared with others) must go on.
         await asyncio.shield(job.task)
+        if job.error is not None and not stale_ok:
+            raise job.error
         return (await self.after_job(plan, job, "fits")).body
 
     def start(self, plan: CutoutPlan, result_url: str) -> Job:
@@ -291,9 +317,9 @@ class CutoutService:
         return self._jobs.start(plan.fits_key, result_url, lambda job: self._fetch(plan, job), pool=self.pool)
 
     async def after_job(self, plan: CutoutPlan, job: Job, fmt: CutoutFormat) -> Ready:
-        """Return the answer a finished job produced (raising its error when it failed)."""
+        """Return the answer a finished job produced; when it failed, its expired answer (stale) or its error."""
         if job.error is not None:
-            raise job.error
+            return Ready(await self._stale(plan.fits_key if fmt == "fits" else plan.summary_key, job.error), False)
         ready = await self.cached(plan, fmt)
         if ready is None:
             raise InsufficientStorage(
@@ -301,6 +327,26 @@ class CutoutService:
                 "ask for a smaller size=, or the operator can raise TESS_SERVICE_CACHE_SIZE_LIMIT_MB."
             )
         return Ready(ready.body, False)
+
+    async def _stale(self, key: str, error: ServiceError) -> CachedBody:
+        """Return the expired entry ``key``, marked stale, when ``error`` came from upstream and the window allows.
+
+        Otherwise raise ``error``: a `NotFound` is news, never hidden behind an old copy; our own failures too.
+        """
+        if isinstance(error, UpstreamError):
+            body = await self._store.stale(key, error)
+            if body is not None:
+                return body
+        raise error
+
+    async def _stale_files(self, plan: CutoutPlan, error: ServiceError) -> list[CutoutFile]:
+        """Return every expired file of ``plan``, marked stale, as `_stale` does for one; else raise ``error``."""
+        if isinstance(error, UpstreamError):
+            upstream_error = error  # narrowed, for the lambda
+            found = await self._open_files(plan, lambda key: self._store.stale(key, upstream_error))
+            if found is not None:
+                return found
+        raise error
 
     def _new_scratch(self) -> Path:
         self._scratch.mkdir(parents=True, exist_ok=True)

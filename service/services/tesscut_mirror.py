@@ -194,7 +194,9 @@ class TesscutMirror:
         Each sector is its own cached cutout and, on a miss, its own TESScut request; they are made together (the
         TESScut client keeps to MAST's limits) and waited for up to the TESScut deadline. A sector TESScut has no
         data for is left out, as TESScut leaves it out of its zip. ``result_url(plan)`` names where a job's result
-        can be fetched (shown at /jobs/{id} to whoever shares the job).
+        can be fetched (shown at /jobs/{id} to whoever shares the job). A sector whose cutout has expired and whose
+        download fails upstream contributes its expired files (`CutoutService.ensure_files`): the zip is the one
+        served before, byte for byte, and the answer is marked stale (``StaleMarkingMiddleware``).
         """
         target = Target(request.ra_deg, request.dec_deg)
         rows_px = None if request.ny == request.nx else request.ny
