@@ -6,6 +6,7 @@ from types import FrameType
 
 import uvicorn
 
+from service.infra.http_limits import http_protocol_options
 from service.infra.logs import configure_logging
 from service.settings import get_settings
 
@@ -26,6 +27,8 @@ def main() -> None:
         # SIGTERM: stop accepting, let requests in flight finish for up to this long, then run the lifespan's
         # shutdown (running jobs end failed, nothing partial is cached).
         timeout_graceful_shutdown=settings.shutdown_grace_s,
+        # httptools does not bound request headers: this protocol answers 431 past max_header_bytes.
+        **http_protocol_options(settings.max_header_bytes),
     )
 
 

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: int = Field(
         8, ge=0, description="On SIGTERM, how long `python -m service` lets requests in flight finish, seconds."
     )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers `python -m service` reads, bytes; past it, 431 and close.",
+    )
 
     render_threads: int = Field(2, ge=1, description="Worker threads that render PNGs and movies.")
     movie_max_frames: int = Field(2000, ge=1, description="Most frames one movie may hold.")

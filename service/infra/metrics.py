@@ -19,6 +19,10 @@ HTTP_REQUESTS = Counter(
     "HTTP requests answered, by route template, method and status code.",
     ["route", "method", "status"],
 )
+HTTP_HEADS_REFUSED = Counter(
+    "tess_http_oversized_heads_total",
+    "Requests answered 431 because their request line and headers exceeded max_header_bytes (python -m service).",
+)
 HTTP_LATENCY = Histogram(
     "tess_http_request_duration_seconds",
     "Time from request start to the last byte of the answer, by route template and method.",

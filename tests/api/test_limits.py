@@ -3,7 +3,8 @@
 Limits tested elsewhere are not repeated here: cutout side 1..100 and the 10,000-pixel TESScut mirror limit
 (test_cutouts, test_tesscut_mirror), movie frames and non-finite windows (test_movies), the mirror's 16 KiB form
 body, declared and chunked (test_tesscut_mirror). What the HTTP server itself bounds (the request line) is tested
-through a real uvicorn process, since the in-process transport has no parser.
+through a real uvicorn process, since the in-process transport has no parser. The bound on request headers (431) is
+`python -m service`'s own and lives in test_header_limits.
 """
 
 from __future__ import annotations
