@@ -14,6 +14,7 @@ from asgi_lifespan import LifespanManager
 from service.main import create_app
 from service.settings import Settings
 from tests.fake_mast import FakeMast
+from tests.service_process import free_port, running, service_env, uvicorn_command
 
 WEIRD_TIC = 214568914
 WEIRD_TCE = "s0001-s0001:TCE_1"
@@ -93,11 +94,7 @@ async def client(
 @pytest.fixture
 def unused_tcp_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture
@@ -106,32 +103,6 @@ def running_service(mast: FakeMast, tmp_path: Path, unused_tcp_port: int) -> Ite
 
     For clients that must talk to a real server: astroquery in a child process, unmodified requests scripts.
     """
-    import os
-    import subprocess
-    import sys
-    import time
-
-    env = {
-        **os.environ,
-        "TESS_SERVICE_EXOMAST_URL": mast.exomast_url,
-        "TESS_SERVICE_MAST_URL": mast.url,
-        "TESS_SERVICE_CACHE_DIR": str(tmp_path / "service-cache"),
-    }
-    command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1"]
-    command += ["--port", str(unused_tcp_port), "--log-level", "warning"]
     base = f"http://127.0.0.1:{unused_tcp_port}"
-    with subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], env=env) as server:
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, "the service exited during start-up"
-                try:
-                    httpx.get(f"{base}/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "the service did not start"
-                    time.sleep(0.05)
-            yield base
-        finally:
-            server.terminate()
-            server.wait(30)
+    with running(uvicorn_command(unused_tcp_port), service_env(mast, tmp_path / "service-cache"), base):
+        yield base

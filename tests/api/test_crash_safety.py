@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -23,12 +21,12 @@ import httpx
 import pytest
 
 from tests.fake_mast import FakeMast
+from tests.service_process import service_env, spawn, uvicorn_command
 
 ASTROCUT = "/tesscut/api/v0.1/astrocut"
 # A 20x20 cutout of sector 1: a FITS file of several MiB, more than the 4 MiB a paused cache write has written.
 CUTOUT = "/cutout"
 PARAMS = {"ra": 340.8004, "dec": -36.3439, "sector": 1, "size": 20}
-ROOT = Path(__file__).resolve().parents[2]
 PAUSED_AT_BYTES = 4 * 1024 * 1024  # diskcache copies files in 4 MiB chunks; the test hook stalls after the first
 
 
@@ -41,28 +39,15 @@ class Service:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, **env: str) -> None:
-        environment = {
-            **os.environ,
-            "TESS_SERVICE_EXOMAST_URL": self.mast.exomast_url,
-            "TESS_SERVICE_MAST_URL": self.mast.url,
-            "TESS_SERVICE_CACHE_DIR": str(self.cache_dir),
-            "TESS_SERVICE_TESSCUT_BACKOFF_S": "0.05",
-            "TESS_SERVICE_LOG_LEVEL": "warning",
-            "TESS_SERVICE_ACCESS_LOG": "false",
+        environment = service_env(
+            self.mast,
+            self.cache_dir,
+            TESS_SERVICE_TESSCUT_BACKOFF_S="0.05",
+            TESS_SERVICE_LOG_LEVEL="warning",
+            TESS_SERVICE_ACCESS_LOG="false",
             **env,
-        }
-        command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--log-level", "warning"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=environment)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.process.poll() is None, "the service exited during start-up"
-            try:
-                httpx.get(f"{self.base}/health", timeout=1)
-                return
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.05)
+        )
+        self.process = spawn(uvicorn_command(self.port), environment, self.base)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""

@@ -6,60 +6,33 @@ not `uvicorn service.main:app`) against the emulator and talk to it over sockets
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from service.infra.http_limits import HeaderLimitedProtocol, http_protocol_options
 from tests.fake_mast import FakeMast
+from tests.service_process import free_port, module_command, running, service_env
 
 LIMIT = 64 * 1024  # the default of TESS_SERVICE_MAX_HEADER_BYTES
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def service(mast: FakeMast, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of `python -m service`, with its default header limit, started once for this module."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TESS_SERVICE_EXOMAST_URL": mast.exomast_url,
-        "TESS_SERVICE_MAST_URL": mast.url,
-        "TESS_SERVICE_CACHE_DIR": str(tmp_path_factory.mktemp("header-limits") / "cache"),
-        "TESS_SERVICE_PORT": str(port),
-        "TESS_SERVICE_LOG_LEVEL": "error",
-    }
+    port = free_port()
+    env = service_env(
+        mast,
+        tmp_path_factory.mktemp("header-limits") / "cache",
+        TESS_SERVICE_PORT=str(port),
+        TESS_SERVICE_LOG_LEVEL="error",
+    )
     env.pop("TESS_SERVICE_MAX_HEADER_BYTES", None)
     base = f"http://127.0.0.1:{port}"
-    with subprocess.Popen(
-        [sys.executable, "-m", "service"], cwd=Path(__file__).resolve().parents[2], env=env
-    ) as server:
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, "the service exited during start-up"
-                try:
-                    httpx.get(f"{base}/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "the service did not start"
-                    time.sleep(0.05)
-            yield base
-        finally:
-            server.terminate()
-            server.wait(30)
+    with running(module_command(), env, base):
+        yield base
 
 
 def _raw_exchange(base_url: str, request: bytes) -> bytes:

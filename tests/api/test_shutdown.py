@@ -9,10 +9,8 @@ period runs out, rather than cut off.
 from __future__ import annotations
 
 import io
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,8 +21,8 @@ import httpx
 from astropy.io import fits
 
 from tests.conftest import WEIRD_TIC
+from tests.service_process import module_command, running, service_env
 
-ROOT = Path(__file__).resolve().parents[2]
 GRACE_S = 20
 ASTROCUT = "/tesscut/api/v0.1/astrocut"
 CUTOUT = {"ra": 340.8004, "dec": -36.3439, "sector": 1, "size": 10}  # a 417 kB zip
@@ -35,34 +33,18 @@ def service_process(
     mast, cache_dir: Path, port: int, grace_s: int = GRACE_S
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run `python -m service` on ``port`` with ``cache_dir``; yields the process and its base URL."""
-    env = {
-        **os.environ,
-        "TESS_SERVICE_EXOMAST_URL": mast.exomast_url,
-        "TESS_SERVICE_MAST_URL": mast.url,
-        "TESS_SERVICE_CACHE_DIR": str(cache_dir),
-        "TESS_SERVICE_HOST": "127.0.0.1",
-        "TESS_SERVICE_PORT": str(port),
-        "TESS_SERVICE_SHUTDOWN_GRACE_S": str(grace_s),
-        "TESS_SERVICE_LOG_FORMAT": "text",
-        "TESS_SERVICE_ACCESS_LOG": "false",
-    }
+    env = service_env(
+        mast,
+        cache_dir,
+        TESS_SERVICE_HOST="127.0.0.1",
+        TESS_SERVICE_PORT=str(port),
+        TESS_SERVICE_SHUTDOWN_GRACE_S=str(grace_s),
+        TESS_SERVICE_LOG_FORMAT="text",
+        TESS_SERVICE_ACCESS_LOG="false",
+    )
     base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(1200):
-            assert process.poll() is None, "the service exited during start-up"
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError("the service did not start")
+    with running(module_command(), env, base, stderr=subprocess.PIPE, text=True) as process:
         yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
 
 
 def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
