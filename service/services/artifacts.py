@@ -111,6 +111,15 @@ def stale_reason(error: UpstreamError) -> str:
     return text if len(text) <= STALE_REASON_MAX_CHARS else text[: STALE_REASON_MAX_CHARS - 3] + "..."
 
 
+def _serving_stale(key: str, error: UpstreamError) -> str:
+    """Log, count and note (ledger and request) that ``key`` is served stale because of ``error``; return why."""
+    reason = stale_reason(error)
+    log.warning("serving stale %s: %s", key, reason)
+    _STALE.inc()
+    _note_stale(reason)
+    return reason
+
+
 class _Undecodable:
     """Marks a cache entry that did not decode (None is a value some entries hold)."""
 
@@ -254,12 +263,8 @@ class ArtifactStore:
         jobs), whose failure the caller holds.
         """
         body = await self._get_stale(key)
-        if body is None:
-            return None
-        body.stale_reason = stale_reason(error)
-        log.warning("serving stale %s: %s", key, body.stale_reason)
-        _STALE.inc()
-        _note_stale(body.stale_reason)
+        if body is not None:
+            body.stale_reason = _serving_stale(key, error)
         return body
 
     async def _put(self, key: str, artifact: Artifact) -> CachedBody:
@@ -386,10 +391,7 @@ class ArtifactStore:
             stale = await self._get_stale(key)
             if stale is None or isinstance(old := await decoded(stale), _Undecodable):
                 raise
-            reason = stale_reason(error)
-            log.warning("serving stale %s: %s", key, reason)
-            _STALE.inc()
-            _note_stale(reason)
+            _serving_stale(key, error)
             return old
         (_MISS if produced else _HIT).inc()
         if produced:
