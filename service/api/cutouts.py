@@ -128,13 +128,12 @@ async def _serve_cutout(
 ) -> Response:
     """Plan (``target`` may need MAST) and serve the cutout, all within ``wait`` (see `answer_planned`)."""
     cutouts = services.cutouts
-    then = result_url(request)
 
     async def plan() -> CutoutPlan:
         return await cutouts.plan(await target(), size, sector)
 
     async def starter(plan: CutoutPlan) -> Callable[[], Job]:
-        return lambda: cutouts.start(plan, then)
+        return lambda: cutouts.start(plan, result_url(request))  # only when a job starts: not on a cache hit
 
     def work(plan: CutoutPlan) -> Work:
         return Work(

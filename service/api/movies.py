@@ -195,7 +195,6 @@ async def _serve(
     if fmt == "mp4" and not MP4_AVAILABLE:
         raise InvalidRequest("format=mp4 is not available on this server (imageio-ffmpeg is missing); use gif.")
     renders = services.renders
-    then = result_url(request)
 
     async def plan() -> MovieRequest:
         plan, observed = await services.cutouts.plan_with_sectors(await target(), size, sector)
@@ -208,7 +207,7 @@ async def _serve(
         cutout_url = f"{cutout_path}{'&' if '?' in cutout_path else '?'}sector={movie.plan.sector}&size={size}"
         return Work(
             cached=lambda: renders.cached(movie),
-            starter=lambda: renders.starter(movie, then, cutout_url),
+            starter=lambda: renders.starter(movie, result_url(request), cutout_url),
             finished=lambda job: renders.after_job(movie, job),
             immutable=movie.plan.sector_pinned,
             max_age_cap_s=None if movie.plan.sector_pinned else services.settings.ttl_sectors_s,
