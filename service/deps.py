@@ -9,11 +9,13 @@ from fastapi import Depends, Path, Request
 
 from service.infra.cache import DiskCache
 from service.infra.threads import Limiters
+from service.services.answers import SlowAnswers
+from service.services.cutout_products import CutoutProducts
 from service.services.cutouts import CutoutService
 from service.services.dv import DvService
 from service.services.jobs import JobRegistry
-from service.services.renders import RenderService
 from service.services.targets import TargetResolver
+from service.services.tce_products import TceProducts
 from service.settings import Settings
 from service.upstream.resilience import CircuitBreaker
 
@@ -30,7 +32,9 @@ class Services:
     targets: TargetResolver
     cutouts: CutoutService
     jobs: JobRegistry
-    renders: RenderService
+    answers: SlowAnswers
+    tce_products: TceProducts
+    cutout_products: CutoutProducts
 
 
 # The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop that

@@ -26,12 +26,14 @@ from service.infra.observability import RequestObservabilityMiddleware
 from service.infra.signals import termination_hook
 from service.infra.threads import THREADS_AT_WORK, Admission, Limiters, run_blocking
 from service.schemas import Problem
+from service.services.answers import SlowAnswers
 from service.services.artifacts import ArtifactStore
+from service.services.cutout_products import CutoutProducts, RenderLimits
 from service.services.cutouts import CutoutService
 from service.services.dv import DvService
 from service.services.jobs import JobRegistry
-from service.services.renders import RenderService
 from service.services.targets import TargetResolver
+from service.services.tce_products import TceProducts
 from service.settings import Settings, get_settings
 from service.upstream.catalogs import UPSTREAM as TIC_CATALOG
 from service.upstream.catalogs import TicCatalogClient
@@ -150,6 +152,10 @@ def create_app(settings: Settings | None = None, *, breaker_clock: Callable[[], 
                     connect_timeout_s=settings.upstream_connect_timeout_s,
                     read_timeout_s=settings.tesscut_read_timeout_s,
                 )
+                answers = SlowAnswers(jobs_registry, default_wait_s=settings.job_wait_default_s)
+                render_pool = Admission(
+                    "render", running=settings.render_threads, waiting=settings.render_queue_max, retry_after_s=2
+                )
                 cutout_service = CutoutService(
                     store,
                     cache,
@@ -165,6 +171,7 @@ def create_app(settings: Settings | None = None, *, breaker_clock: Callable[[], 
                     ),
                     ttl_sectors_s=settings.ttl_sectors_s,
                     ttl_cutout_s=settings.ttl_cutout_s,
+                    answers=answers,
                 )
                 services = Services(
                     settings=settings,
@@ -175,23 +182,21 @@ def create_app(settings: Settings | None = None, *, breaker_clock: Callable[[], 
                     targets=TargetResolver(store, dv, catalog, ttl_s=settings.ttl_sectors_s),
                     cutouts=cutout_service,
                     jobs=jobs_registry,
-                    renders=RenderService(
+                    answers=answers,
+                    tce_products=TceProducts(store, dv, limiters, render_pool=render_pool, ttl_s=settings.ttl_dv_s),
+                    cutout_products=CutoutProducts(
                         store,
                         cache,
-                        dv,
                         cutout_service,
                         jobs_registry,
+                        answers,
                         limiters,
-                        pool=Admission(
-                            "render",
-                            running=settings.render_threads,
-                            waiting=settings.render_queue_max,
-                            retry_after_s=2,
-                        ),
+                        pool=render_pool,
                         ttl_s=settings.ttl_cutout_s,
-                        ttl_lightcurve_s=settings.ttl_dv_s,
-                        max_frames=settings.movie_max_frames,
-                        max_output_bytes=settings.movie_max_output_mb * 1024 * 1024,
+                        limits=RenderLimits(
+                            max_frames=settings.movie_max_frames,
+                            max_output_bytes=settings.movie_max_output_mb * 1024 * 1024,
+                        ),
                     ),
                 )
                 await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)

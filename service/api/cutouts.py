@@ -2,97 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from service.api.jobflow import Planned, Work, answer_planned, result_url
+from service.api.answers import respond, then_url
 from service.api.negotiation import negotiate
+from service.api.params import (
+    CutoutArgs,
+    CutoutArgsDep,
+    PositionDep,
+    PositionOverride,
+    PositionOverrideDep,
+)
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
-from service.deps import ServicesDep, TicIdDep
-from service.errors import InvalidRequest
-from service.infra.http_cache import cached_response
+from service.deps import Services, ServicesDep, TicIdDep
 from service.schemas import CutoutSummary, JobView, SectorList
-from service.services.cutouts import CutoutFormat, CutoutPlan
-from service.services.jobs import Job
-from service.services.targets import Target
+from service.services.answers import Found
+from service.services.cutouts import CutoutFormat
+from service.services.targets import Target, TargetSource
 
 router = APIRouter(tags=["FFI cutouts"])
 
 CUTOUT_FORMATS = {"fits": "application/fits", "json": "application/json"}
-MAX_WAIT_S = 600.0
 
-Ra = Annotated[
-    float,
-    Query(
-        ge=0,
-        lt=360,
-        allow_inf_nan=False,
-        description="Right ascension, degrees (ICRS).",
-        openapi_examples={"weird": {"summary": "TIC 214568914", "value": 340.8004}},
-    ),
-]
-Dec = Annotated[
-    float,
-    Query(
-        ge=-90,
-        le=90,
-        allow_inf_nan=False,
-        description="Declination, degrees (ICRS).",
-        openapi_examples={"weird": {"summary": "TIC 214568914", "value": -36.3439}},
-    ),
-]
-OptionalRa = Annotated[
-    float | None,
-    Query(
-        ge=0,
-        lt=360,
-        allow_inf_nan=False,
-        description="Right ascension, degrees; overrides the TIC's own position (give `dec` too).",
-        openapi_examples={"weird": {"summary": "TIC 214568914", "value": 340.8004}},
-    ),
-]
-OptionalDec = Annotated[
-    float | None,
-    Query(
-        ge=-90,
-        le=90,
-        allow_inf_nan=False,
-        description="Declination, degrees; overrides the TIC's own position (give `ra` too).",
-        openapi_examples={"weird": {"summary": "TIC 214568914", "value": -36.3439}},
-    ),
-]
-Sector = Annotated[
-    int | None,
-    Query(
-        ge=1,
-        le=999,
-        description="TESS sector; default: the latest sector that observed the target.",
-        openapi_examples={"first": {"summary": "Sector 1", "value": 1}},
-    ),
-]
-Size = Annotated[
-    int,
-    Query(
-        ge=1,
-        le=100,
-        description="Cutout side in pixels (21″ each); at most 100, i.e. TESScut's 10,000-pixel limit.",
-        openapi_examples={"tutorial": {"summary": "The tutorial's 50×50", "value": 50}},
-    ),
-]
-Wait = Annotated[
-    float | None,
-    Query(
-        ge=0,
-        le=MAX_WAIT_S,
-        allow_inf_nan=False,
-        description="Seconds to wait for a cutout that is not cached yet before answering 202 with a job to poll "
-        "(default 60; 0 answers at once).",
-        openapi_examples={"now": {"summary": "Do not wait", "value": 0}},
-    ),
-]
 Format = Annotated[
     Literal["fits", "json"] | None,
     Query(
@@ -118,34 +52,24 @@ CUTOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def _serve_cutout(
     request: Request,
-    services: ServicesDep,
-    target: Callable[[], Awaitable[Target]],
-    size: int,
-    sector: int | None,
-    fmt: CutoutFormat,
-    wait: float | None,
-    negotiated: bool,
+    services: Services,
+    target: TargetSource,
+    cutout: CutoutArgs,
+    format: Literal["fits", "json"] | None,
+    accept: str | None,
 ) -> Response:
-    """Plan (``target`` may need MAST) and serve the cutout, all within ``wait`` (see `answer_planned`)."""
-    cutouts = services.cutouts
-
-    async def plan() -> CutoutPlan:
-        return await cutouts.plan(await target(), size, sector)
-
-    async def starter(plan: CutoutPlan) -> Callable[[], Job]:
-        return lambda: cutouts.start(plan, result_url(request))  # only when a job starts: not on a cache hit
-
-    def work(plan: CutoutPlan) -> Work:
-        return Work(
-            cached=lambda: cutouts.cached(plan, fmt),
-            starter=lambda: starter(plan),
-            finished=lambda job: cutouts.after_job(plan, job, fmt),
-            immutable=plan.sector_pinned,
-            vary="Accept" if negotiated else None,
-            max_age_cap_s=None if plan.sector_pinned else services.settings.ttl_sectors_s,
-        )
-
-    return await answer_planned(request, services, Planned(plan, work, cutouts.pool), wait)
+    """Plan (``target`` may need MAST) and serve the cutout, all within ``wait`` (see `SlowAnswers`)."""
+    fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
+    answer = await services.cutouts.answer(
+        target,
+        size_px=cutout.size_px,
+        sector=cutout.sector,
+        fmt=fmt,
+        wait_s=cutout.wait_s,
+        then=then_url(request),
+        vary="Accept" if format is None else None,
+    )
+    return respond(request, answer, services.limiters)
 
 
 @router.get(
@@ -158,10 +82,10 @@ async def _serve_cutout(
         **problem_responses(422, *UPSTREAM_PROBLEMS),
     },
 )
-async def sectors_at(request: Request, ra: Ra, dec: Dec, services: ServicesDep) -> Response:
+async def sectors_at(request: Request, position: PositionDep, services: ServicesDep) -> Response:
     """List the sectors that observed a position."""
-    body, hit = await services.cutouts.sectors_response(Target(ra, dec), {})
-    return cached_response(request, body, hit=hit, limiters=services.limiters)
+    body, hit = await services.cutouts.sectors_response(Target(position.ra_deg, position.dec_deg), {})
+    return respond(request, Found(body, hit), services.limiters)
 
 
 @router.get(
@@ -176,21 +100,16 @@ async def sectors_of_tic(
     request: Request,
     tic_id: TicIdDep,
     services: ServicesDep,
-    ra: OptionalRa = None,
-    dec: OptionalDec = None,
+    position: PositionOverrideDep,
 ) -> Response:
     """List the sectors that observed a TIC."""
-    target = await services.targets.for_tic(tic_id, *explicit_position(ra, dec))
+    target = await services.targets.for_tic(tic_id, position.ra_deg, position.dec_deg)
     extra = {"tic_id": tic_id, "position_source": target.source}
     body, hit = await services.cutouts.sectors_response(target, extra)
-    return cached_response(request, body, hit=hit, limiters=services.limiters)
+    return respond(request, Found(body, hit), services.limiters)
 
 
-def explicit_position(ra: float | None, dec: float | None) -> tuple[float | None, float | None]:
-    """Return an explicit position, refusing half of one."""
-    if (ra is None) != (dec is None):
-        raise InvalidRequest("Give both ra and dec, or neither (the TIC's own position is used).")
-    return ra, dec
+Accept = Annotated[str | None, Header(include_in_schema=False)]
 
 
 @router.get(
@@ -204,32 +123,15 @@ def explicit_position(ra: float | None, dec: float | None) -> tuple[float | None
 )
 async def cutout_at(
     request: Request,
-    ra: Ra,
-    dec: Dec,
+    position: PositionDep,
     services: ServicesDep,
-    sector: Sector = None,
-    size: Size = 50,
+    cutout: CutoutArgsDep,
     format: Format = None,
-    wait: Wait = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    accept: Accept = None,
 ) -> Response:
     """Serve an FFI cutout at a position."""
-    fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
-    target = Target(ra, dec)
-
-    async def given() -> Target:
-        return target
-
-    return await _serve_cutout(
-        request,
-        services,
-        given,
-        size,
-        sector,
-        fmt,
-        wait,
-        format is None,
-    )
+    target = services.targets.at(position.ra_deg, position.dec_deg)
+    return await _serve_cutout(request, services, target, cutout, format, accept)
 
 
 @router.get(
@@ -244,24 +146,16 @@ async def cutout_of_tic(
     request: Request,
     tic_id: TicIdDep,
     services: ServicesDep,
-    sector: Sector = None,
-    size: Size = 50,
-    ra: OptionalRa = None,
-    dec: OptionalDec = None,
+    cutout: CutoutArgsDep,
+    position: PositionOverrideDep,
     format: Format = None,
-    wait: Wait = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    accept: Accept = None,
 ) -> Response:
     """Serve an FFI cutout around a TIC."""
-    fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
-    position = explicit_position(ra, dec)
-    return await _serve_cutout(
-        request,
-        services,
-        lambda: services.targets.for_tic(tic_id, *position),
-        size,
-        sector,
-        fmt,
-        wait,
-        format is None,
-    )
+    target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
+    return await _serve_cutout(request, services, target, cutout, format, accept)
+
+
+def tic_cutout_path(tic_id: int, position: PositionOverride) -> str:
+    """Return the cutout URL a TIC's cutout-backed product depends on (an explicit position is another cutout)."""
+    return f"/tic/{tic_id}/cutout{position.query()}"

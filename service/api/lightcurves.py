@@ -5,16 +5,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
+from service.api.answers import respond
 from service.api.negotiation import negotiate
+from service.api.params import check_window
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.api.tces import TceIdPath
 from service.deps import ServicesDep, TicIdDep
 from service.errors import InvalidRequest
-from service.infra.http_cache import cached_response
 from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE, FITS_MEDIA_TYPE, JSON_MEDIA_TYPE
 from service.schemas import LightCurve
-from service.services.dv import LightCurveQuery
-from service.services.renders import LightCurvePlot
+from service.services.answers import CachePolicy, Served
+from service.services.lightcurves import LIGHTCURVE, LIGHTCURVE_PLOT, LightCurveParams, LightCurvePlot
 
 router = APIRouter(tags=["Data Validation"])
 
@@ -100,13 +101,13 @@ async def get_lightcurve(
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Serve one TCE's DV light curve."""
-    if start is not None and end is not None and start > end:
-        raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
+    check_window(start, end)
     chosen = negotiate(format, accept, FORMATS)
-    query = LightCurveQuery(tic_id, tce_id, chosen, _parse_columns(columns), start, end)  # type: ignore[arg-type]
-    body, hit = await services.dv.lightcurve_response(query)
-    vary = None if format is not None else "Accept"
-    return cached_response(request, body, hit=hit, limiters=services.limiters, vary=vary)
+    params = LightCurveParams(chosen, _parse_columns(columns), start, end)  # type: ignore[arg-type]
+    found = await services.tce_products.answer(LIGHTCURVE, tic_id, tce_id, params)
+    return respond(
+        request, Served(found, CachePolicy(vary=None if format is not None else "Accept")), services.limiters
+    )
 
 
 def _parse_highlight(highlight: str | None) -> tuple[float, float] | None:
@@ -204,8 +205,7 @@ async def get_lightcurve_png(
     ] = 100,
 ) -> Response:
     """Serve a plot of a TCE's DV light curve."""
-    if start is not None and end is not None and start > end:
-        raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
+    check_window(start, end)
     plot = LightCurvePlot(x, start, end, _parse_highlight(highlight), width, height, dpi)
-    body, hit = await services.renders.lightcurve_png(tic_id, tce_id, plot)
-    return cached_response(request, body, hit=hit, limiters=services.limiters)
+    found = await services.tce_products.answer(LIGHTCURVE_PLOT, tic_id, tce_id, plot)
+    return respond(request, found, services.limiters)

@@ -1,51 +1,36 @@
-"""Cutout movies (GIF/MP4) and single cutout frames (PNG)."""
+"""Cutout movies (GIF/MP4) and single cutout frames (PNG): routes onto the cutout-backed products."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from service.api.cutouts import Dec, OptionalDec, OptionalRa, Ra, Sector, Size, Wait, explicit_position
-from service.api.jobflow import Planned, Work, answer_planned, result_url
+from service.api.answers import respond, then_url
+from service.api.cutouts import tic_cutout_path
+from service.api.params import (
+    MAX_BTJD,
+    MIN_BTJD,
+    CutoutArgs,
+    CutoutArgsDep,
+    PositionDep,
+    PositionOverrideDep,
+    Window,
+    WindowDep,
+)
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
-from service.deps import ServicesDep, TicIdDep
+from service.deps import Services, ServicesDep, TicIdDep
 from service.errors import InvalidRequest
 from service.rendering.movies import ALLOWED_CMAPS, MP4_AVAILABLE, MovieStyle
 from service.schemas import JobView
-from service.services.renders import MovieRequest
-from service.services.targets import Target
+from service.services.cutout_products import CutoutProduct
+from service.services.movies import FRAME, MOVIE, MovieParams
+from service.services.targets import TargetSource
 
 router = APIRouter(tags=["Movies and images"])
 
-# BTJD bounds far outside any mission time, so windows stay arithmetic-safe (a span of 1e308 overflowed).
-MIN_BTJD, MAX_BTJD = -1e5, 1e6
-
-Start = Annotated[
-    float,
-    Query(
-        ge=MIN_BTJD,
-        le=MAX_BTJD,
-        allow_inf_nan=False,
-        description="Window start, BTJD (BJD − 2457000): the movie starts at the frame nearest to it. Not after "
-        "`end` (422); the window may hold at most TESS_SERVICE_MOVIE_MAX_FRAMES frames and "
-        "TESS_SERVICE_MOVIE_MAX_OUTPUT_MB of pixels (422 otherwise).",
-        openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1334.0}},
-    ),
-]
-End = Annotated[
-    float,
-    Query(
-        ge=MIN_BTJD,
-        le=MAX_BTJD,
-        allow_inf_nan=False,
-        description="Window end, BTJD: the movie ends at the frame nearest to it (inclusive). Not before `start`.",
-        openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1335.0}},
-    ),
-]
 Cmap = Annotated[
     str,
     Query(
@@ -158,64 +143,33 @@ FrameStyleDep = Annotated[MovieStyle, Depends(frame_style)]
 MovieStyleDep = Annotated[MovieStyle, Depends(movie_style)]
 
 
-def check_window(start: float, end: float) -> None:
-    """Refuse a window that runs backwards."""
-    if start > end:
-        raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
-
-
-def _tic_cutout_path(tic_id: int, ra: float | None, dec: float | None) -> str:
-    """Return the cutout URL a TIC movie depends on, keeping an explicit position (it is another cutout)."""
-    return f"/tic/{tic_id}/cutout" + (f"?ra={ra}&dec={dec}" if ra is not None and dec is not None else "")
-
-
-def _given(target: Target) -> Callable[[], Awaitable[Target]]:
-    async def given() -> Target:
-        return target
-
-    return given
-
-
 async def _serve(
     request: Request,
-    services: ServicesDep,
-    target: Callable[[], Awaitable[Target]],
-    *,
-    size: int,
-    sector: int | None,
-    start: float,
-    end: float,
-    style: MovieStyle,
-    fmt: Literal["gif", "mp4", "png"],
-    wait: float | None,
+    services: Services,
+    product: CutoutProduct[MovieParams],
+    target: TargetSource,
+    cutout: CutoutArgs,
+    params: MovieParams,
     cutout_path: str,
 ) -> Response:
-    """Plan (``target`` and the sector lookup may need MAST) and serve the rendering, all within ``wait``."""
-    check_window(start, end)
-    if fmt == "mp4" and not MP4_AVAILABLE:
+    """Plan (``target`` and the sector lookup may need MAST) and serve the product, all within ``wait``."""
+    if params.format == "mp4" and not MP4_AVAILABLE:
         raise InvalidRequest("format=mp4 is not available on this server (imageio-ffmpeg is missing); use gif.")
-    renders = services.renders
+    answer = await services.cutout_products.answer(
+        product,
+        target,
+        params,
+        size_px=cutout.size_px,
+        sector=cutout.sector,
+        wait_s=cutout.wait_s,
+        then=then_url(request),
+        cutout_path=cutout_path,
+    )
+    return respond(request, answer, services.limiters)
 
-    async def plan() -> MovieRequest:
-        plan, observed = await services.cutouts.plan_with_sectors(await target(), size, sector)
-        plan = services.cutouts.window_plan(plan, start, end, observed)
-        movie = MovieRequest(plan, start + 0.0, end + 0.0, style, fmt)
-        renders.check_size(movie)
-        return movie
 
-    def work(movie: MovieRequest) -> Work:
-        cutout_url = f"{cutout_path}{'&' if '?' in cutout_path else '?'}sector={movie.plan.sector}&size={size}"
-        return Work(
-            cached=lambda: renders.cached(movie),
-            starter=lambda: renders.starter(movie, result_url(request), cutout_url),
-            finished=lambda job: renders.after_job(movie, job),
-            immutable=movie.plan.sector_pinned,
-            max_age_cap_s=None if movie.plan.sector_pinned else services.settings.ttl_sectors_s,
-        )
-
-    # Slow planning goes on in a job holding a cutout place (what it waits for is TESScut, and the cutout job it
-    # starts takes that place over); a render place is taken only when rendering starts.
-    return await answer_planned(request, services, Planned(plan, work, services.cutouts.pool), wait)
+def _movie(window: Window, style: MovieStyle, fmt: Literal["gif", "mp4", "png"]) -> MovieParams:
+    return MovieParams(window.start_btjd, window.end_btjd, style, fmt)
 
 
 MOVIE_DESCRIPTION = (
@@ -236,25 +190,17 @@ MOVIE_DESCRIPTION = (
 async def movie_of_tic(
     request: Request,
     tic_id: TicIdDep,
-    start: Start,
-    end: End,
+    window: WindowDep,
     services: ServicesDep,
     style: MovieStyleDep,
-    sector: Sector = None,
-    size: Size = 50,
-    ra: OptionalRa = None,
-    dec: OptionalDec = None,
+    cutout: CutoutArgsDep,
+    position: PositionOverrideDep,
     format: MovieFormatParam = "gif",
-    wait: Wait = None,
 ) -> Response:
     """Serve a movie of a TIC's cutout."""
-    check_window(start, end)
-    position = explicit_position(ra, dec)
-    target = lambda: services.targets.for_tic(tic_id, *position)  # noqa: E731 - resolved by the planning
-    return await _serve(
-        request, services, target, size=size, sector=sector, start=start, end=end, style=style, fmt=format,
-        wait=wait, cutout_path=_tic_cutout_path(tic_id, ra, dec),
-    )  # fmt: skip
+    target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
+    params = _movie(window, style, format)
+    return await _serve(request, services, MOVIE, target, cutout, params, tic_cutout_path(tic_id, position))
 
 
 @router.get(
@@ -266,22 +212,29 @@ async def movie_of_tic(
 )
 async def movie_at(
     request: Request,
-    ra: Ra,
-    dec: Dec,
-    start: Start,
-    end: End,
+    position: PositionDep,
+    window: WindowDep,
     services: ServicesDep,
     style: MovieStyleDep,
-    sector: Sector = None,
-    size: Size = 50,
+    cutout: CutoutArgsDep,
     format: MovieFormatParam = "gif",
-    wait: Wait = None,
 ) -> Response:
     """Serve a movie of the cutout at a position."""
-    return await _serve(
-        request, services, _given(Target(ra, dec)), size=size, sector=sector, start=start, end=end, style=style,
-        fmt=format, wait=wait, cutout_path=f"/cutout?ra={ra}&dec={dec}",
-    )  # fmt: skip
+    target = services.targets.at(position.ra_deg, position.dec_deg)
+    cutout_path = f"/cutout?ra={position.ra_deg}&dec={position.dec_deg}"
+    return await _serve(request, services, MOVIE, target, cutout, _movie(window, style, format), cutout_path)
+
+
+Time = Annotated[
+    float,
+    Query(
+        ge=MIN_BTJD,
+        le=MAX_BTJD,
+        allow_inf_nan=False,
+        description="BTJD; the frame nearest to it is drawn.",
+        openapi_examples={"dip": {"summary": "Mid-dip", "value": 1334.45}},
+    ),
+]
 
 
 @router.get(
@@ -294,28 +247,13 @@ async def movie_at(
 async def frame_of_tic(
     request: Request,
     tic_id: TicIdDep,
-    time: Annotated[
-        float,
-        Query(
-            ge=MIN_BTJD,
-            le=MAX_BTJD,
-            allow_inf_nan=False,
-            description="BTJD; the frame nearest to it is drawn.",
-            openapi_examples={"dip": {"summary": "Mid-dip", "value": 1334.45}},
-        ),
-    ],
+    time: Time,
     services: ServicesDep,
     style: FrameStyleDep,
-    sector: Sector = None,
-    size: Size = 50,
-    ra: OptionalRa = None,
-    dec: OptionalDec = None,
-    wait: Wait = None,
+    cutout: CutoutArgsDep,
+    position: PositionOverrideDep,
 ) -> Response:
     """Serve one frame of a TIC's cutout."""
-    position = explicit_position(ra, dec)
-    target = lambda: services.targets.for_tic(tic_id, *position)  # noqa: E731 - resolved by the planning
-    return await _serve(
-        request, services, target, size=size, sector=sector, start=time, end=time, style=style, fmt="png",
-        wait=wait, cutout_path=_tic_cutout_path(tic_id, ra, dec),
-    )  # fmt: skip
+    target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
+    params = _movie(Window(time + 0.0, time + 0.0), style, "png")
+    return await _serve(request, services, FRAME, target, cutout, params, tic_cutout_path(tic_id, position))

@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
+from service.api.answers import respond
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import ServicesDep, TicIdDep
-from service.infra.http_cache import cached_response
 from service.schemas import TceList, TceSummary
+from service.services.answers import Found
 from service.tces import TCE_ID_PATTERN
 
 router = APIRouter(tags=["Data Validation"])
@@ -37,8 +38,7 @@ TceIdPath = Annotated[
 )
 async def list_tces(request: Request, tic_id: TicIdDep, services: ServicesDep) -> Response:
     """List the TCEs of one TIC."""
-    body, hit = await services.dv.tce_list_response(tic_id)
-    return cached_response(request, body, hit=hit, limiters=services.limiters)
+    return respond(request, Found(*await services.dv.tce_list_response(tic_id)), services.limiters)
 
 
 @router.get(
@@ -54,5 +54,4 @@ async def list_tces(request: Request, tic_id: TicIdDep, services: ServicesDep) -
 )
 async def get_tce(request: Request, tic_id: TicIdDep, tce_id: TceIdPath, services: ServicesDep) -> Response:
     """Summarise one TCE."""
-    body, hit = await services.dv.tce_summary_response(tic_id, tce_id)
-    return cached_response(request, body, hit=hit, limiters=services.limiters)
+    return respond(request, Found(*await services.dv.tce_summary_response(tic_id, tce_id)), services.limiters)

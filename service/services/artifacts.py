@@ -31,8 +31,6 @@ from service.infra.threads import Limiters, run_blocking
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-# Bump when the encoding of cached upstream data changes, so old entries are never decoded.
-DATA_VERSION = "v1"
 STALE_REASON_MAX_CHARS = 200
 # Decoded values kept: small ones (TCE lists, DV headers, sector lists, TIC entries) by count and payload bytes;
 # large ones (DV tables: a 6.5 MB table takes ~7 ms to decode, holding the GIL) by count alone.
@@ -197,14 +195,6 @@ class _ValueLru:
             self.bytes -= held[1]
 
 
-@dataclass(frozen=True)
-class Ready:
-    """An answer that is in the cache, and whether this request found it there."""
-
-    body: CachedBody
-    hit: bool
-
-
 class ArtifactStore:
     """Double-checked caching: cache get → single-flight(key) → cache get again → produce → cache put.
 
@@ -346,7 +336,6 @@ class ArtifactStore:
         `upstream_ledger`; so is an expired value served because producing it failed upstream (within the stale
         window).
         """
-        key = f"{DATA_VERSION}:{key}"
 
         async def decoded(body: CachedBody) -> T | _Undecodable:
             meta = body.meta

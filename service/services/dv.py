@@ -7,26 +7,20 @@ the same light curve, or a light curve after the ExoMAST mirror served that TCE'
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-from service.errors import BadUpstreamResponse, InvalidRequest, NotFound
+from service.errors import BadUpstreamResponse, NotFound
 from service.infra.cache import CachedBody
-from service.infra.threads import Limiters, run_blocking
-from service.rendering import lightcurve_tables
-from service.schemas import TceSummaryValues
+from service.infra.threads import Limiters
+from service.schemas import TceList, TceSummary, TceSummaryValues
 from service.services.artifacts import Artifact, ArtifactStore, upstream_ledger
+from service.services.identity import Product, data_key
 from service.tces import TceRef, parse_tce_id, resolve_tce
 from service.upstream.exomast import DvHeaders, DvTable, ExoMastClient, decode_dv_table, encode_dv_table
-
-LightCurveFormat = Literal["json", "csv", "fits"]
-# Bump when a response's bytes change for the same inputs, so old cache entries are not served.
-RESPONSE_VERSION = "v1"
 
 # (summary field, header, keyword): the normalised view of a TCE; the data header wins for RA/Dec.
 _SUMMARY_FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -55,18 +49,6 @@ _SUMMARY_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("pm_ra_mas_per_yr", "primary", "PMRA"),
     ("pm_dec_mas_per_yr", "primary", "PMDEC"),
 )
-
-
-@dataclass(frozen=True)
-class LightCurveQuery:
-    """Everything that shapes a light-curve answer; its normalised form is the cache key."""
-
-    tic_id: int
-    tce_id: str
-    format: LightCurveFormat
-    columns: tuple[str, ...] | None
-    start_btjd: float | None
-    end_btjd: float | None
 
 
 def tce_json(ref: TceRef) -> dict[str, Any]:
@@ -105,24 +87,15 @@ def summarize_tce(tic_id: int, ref: TceRef, headers: DvHeaders) -> dict[str, Any
     }
 
 
+TCE_LIST = Product("tces", ("application/json",), (tce_json,), TceList)
+TCE_SUMMARY = Product("tce", ("application/json",), (summarize_tce,), TceSummary)
+
+
 def _read_only(table: DvTable) -> DvTable:
     """Return ``table`` with its arrays made read-only: the cache shares a decoded table between requests."""
     for values in table.columns.values():
         values.flags.writeable = False
     return table
-
-
-def _resolve_columns(table: DvTable, requested: tuple[str, ...] | None) -> list[str] | None:
-    if requested is None:
-        return None
-    by_upper = {f.name.upper(): f.name for f in table.fields}
-    unknown = [name for name in requested if name.upper() not in by_upper]
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown column(s) {', '.join(unknown)}; this light curve has {', '.join(f.name for f in table.fields)}.",
-            extensions={"available_columns": [f.name for f in table.fields]},
-        )
-    return list(dict.fromkeys(by_upper[name.upper()] for name in requested))
 
 
 class DvService:
@@ -176,7 +149,7 @@ class DvService:
 
         refs = await self._store.value(
             # v2: ExoMAST's own order (entries before it were sorted and must not be read as upstream order).
-            f"exomast:tces:v2:{tic_id}",
+            data_key("exomast:tces:v2", tic_id),
             fetch,
             encode=lambda refs: orjson.dumps([r.id for r in refs]),
             decode=lambda blob: [ref for ref in map(parse_tce_id, orjson.loads(blob)) if ref is not None],
@@ -193,7 +166,7 @@ class DvService:
     async def headers(self, tic_id: int, ref: TceRef) -> DvHeaders:
         """Return the DV headers of one TCE."""
         return await self._store.value(
-            f"exomast:info:{tic_id}:{ref.id}",
+            data_key("exomast:info", tic_id, ref.id),
             lambda: self._exomast.dv_headers(tic_id, ref.sectors, ref.tce),
             encode=lambda h: orjson.dumps({"primary": h.primary, "data": h.data}),
             decode=lambda blob: DvHeaders(**orjson.loads(blob)),
@@ -207,7 +180,7 @@ class DvService:
             return _read_only(await self._exomast.dv_table(tic_id, ref.sectors, ref.tce))
 
         return await self._store.value(
-            f"exomast:table:{tic_id}:{ref.id}",
+            data_key("exomast:table", tic_id, ref.id),
             fetch,
             encode=encode_dv_table,
             decode=lambda blob: _read_only(decode_dv_table(blob)),
@@ -233,9 +206,9 @@ class DvService:
             body = orjson.dumps({"tic_id": tic_id, "tces": [tce_json(r) for r in refs]})
             return Artifact(body, "application/json", self._ttl_tce_list_s)
 
-        return await self.answer(f"resp:{RESPONSE_VERSION}:tces:{tic_id}", produce)
+        return await self.answer(TCE_LIST.key(tic_id), produce)
 
-    async def _canonical_ref(self, tic_id: int, tce_id: str) -> tuple[TceRef | None, str]:
+    async def canonical_ref(self, tic_id: int, tce_id: str) -> tuple[TceRef | None, str]:
         """Return (ref or None, cache-key id): a full id keys the cache directly, a short one is resolved first."""
         full = parse_tce_id(tce_id)
         if full is not None:
@@ -246,68 +219,12 @@ class DvService:
     async def tce_summary_response(self, tic_id: int, tce_id: str) -> tuple[CachedBody, bool]:
         """Return the JSON summary of one TCE."""
         with upstream_ledger() as resolving:  # a short id may need the TCE list from ExoMAST
-            ref, key_id = await self._canonical_ref(tic_id, tce_id)
+            ref, key_id = await self.canonical_ref(tic_id, tce_id)
 
         async def produce() -> Artifact:
             resolved = ref or await self.resolve(tic_id, key_id)
             body = orjson.dumps(summarize_tce(tic_id, resolved, await self.headers(tic_id, resolved)))
             return Artifact(body, "application/json", self._ttl_dv_s)
 
-        body, hit = await self.answer(f"resp:{RESPONSE_VERSION}:tce:{tic_id}:{key_id}", produce)
+        body, hit = await self.answer(TCE_SUMMARY.key(tic_id, key_id), produce)
         return body, hit and not resolving.asked_upstream
-
-    async def lightcurve_response(self, query: LightCurveQuery) -> tuple[CachedBody, bool]:
-        """Return a DV light curve as JSON, CSV or FITS, sliced and subset as asked."""
-        with upstream_ledger() as resolving:  # a short id may need the TCE list from ExoMAST
-            ref, key_id = await self._canonical_ref(query.tic_id, query.tce_id)
-        # Equal requests share one key: columns case-folded without repeats, -0.0 read as 0.0.
-        columns_key = ",".join(dict.fromkeys(c.upper() for c in query.columns)) if query.columns is not None else "*"
-        start, end = (None if t is None else t + 0.0 for t in (query.start_btjd, query.end_btjd))
-        key = (
-            f"resp:{RESPONSE_VERSION}:lightcurve:{query.tic_id}:{key_id}:{query.format}:{columns_key}:{start!r}:{end!r}"
-        )
-
-        async def produce() -> Artifact:
-            resolved = ref or await self.resolve(query.tic_id, key_id)
-            if query.format == "fits":
-                table, headers = await asyncio.gather(
-                    self.table(query.tic_id, resolved), self.headers(query.tic_id, resolved)
-                )
-            else:
-                table, headers = await self.table(query.tic_id, resolved), None
-            columns = _resolve_columns(table, query.columns)
-            return await run_blocking(
-                self._render, query, resolved, table, headers, columns, limiter=self._limiters.cpu
-            )
-
-        body, hit = await self.answer(key, produce)
-        return body, hit and not resolving.asked_upstream
-
-    def _render(
-        self,
-        query: LightCurveQuery,
-        ref: TceRef,
-        table: DvTable,
-        headers: DvHeaders | None,
-        columns: list[str] | None,
-    ) -> Artifact:
-        selected = lightcurve_tables.select_rows_and_columns(table, columns, query.start_btjd, query.end_btjd)
-        stem = f"tic{query.tic_id}_{ref.sectors}_{ref.tce}_dvt"
-        if query.format == "json":
-            meta = {
-                "tic_id": query.tic_id,
-                "tce_id": ref.id,
-                "sectors": ref.sectors,
-                "start_btjd": query.start_btjd,
-                "end_btjd": query.end_btjd,
-            }
-            payload, media_type = lightcurve_tables.to_json(selected, meta)
-            return Artifact(payload, media_type, self._ttl_dv_s)
-        if query.format == "csv":
-            payload, media_type = lightcurve_tables.to_csv(selected)
-            disposition = f'attachment; filename="{stem}.csv"'
-        else:
-            assert headers is not None
-            payload, media_type = lightcurve_tables.to_fits(selected, headers, ref.tce)
-            disposition = f'attachment; filename="{stem}.fits"'
-        return Artifact(payload, media_type, self._ttl_dv_s, {"Content-Disposition": disposition})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,6 +12,7 @@ import orjson
 from service.errors import NotFound, UpstreamError
 from service.services.artifacts import ArtifactStore
 from service.services.dv import DvService
+from service.services.identity import data_key
 from service.upstream.catalogs import TicCatalogClient, TicEntry
 
 PositionSource = Literal["request", "dv", "catalog"]
@@ -31,6 +33,10 @@ class Target:
         """Return the normalised identity of this target for cache keys (positions to 1e-6 deg ≈ 4 mas)."""
         position = f"{self.ra_deg:.6f},{self.dec_deg:.6f}"
         return f"tic{self.tic_id}@{position}" if self.tic_id is not None else position
+
+
+# Where a product's target comes from, resolved when the product is planned (it may need MAST).
+TargetSource = Callable[[], Awaitable[Target]]
 
 
 def _number(value: Any) -> float | None:
@@ -70,7 +76,7 @@ class TargetResolver:
             return await self._catalog.lookup(tic_id)
 
         entry = await self._store.value(
-            f"catalog:tic:{tic_id}",
+            data_key("catalog:tic", tic_id),
             lookup,
             encode=lambda e: orjson.dumps(e.__dict__ if e else None),
             decode=lambda blob: TicEntry(**data) if (data := orjson.loads(blob)) else None,
@@ -94,3 +100,17 @@ class TargetResolver:
                 "pass ra= and dec= to cut out at a position."
             )
         return found
+
+    def of_tic(self, tic_id: int, ra_deg: float | None = None, dec_deg: float | None = None) -> TargetSource:
+        """Return what resolves ``tic_id``'s target (`for_tic`) when planning asks for it."""
+        return lambda: self.for_tic(tic_id, ra_deg, dec_deg)
+
+    @staticmethod
+    def at(ra_deg: float, dec_deg: float) -> TargetSource:
+        """Return a target source for a position given outright."""
+        target = Target(ra_deg, dec_deg)
+
+        async def given() -> Target:
+            return target
+
+        return given

@@ -178,7 +178,7 @@ async def test_a_full_render_pool_refuses_new_renders_and_still_serves_cached_an
         try:
             admitted = asyncio.ensure_future(client.get(plot, params={"width": 600}))
             for _ in range(500):
-                if services.renders.pool.admitted == 1:
+                if services.cutout_products.pool.admitted == 1:
                     break
                 await asyncio.sleep(0.01)
             assert 'tess_pool_in_use{pool="render"} 1.0' in (await client.get("/metrics")).text

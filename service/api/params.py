@@ -1,0 +1,187 @@
+"""Query parameters shared by the routes, grouped into dependencies (as titiler groups them).
+
+Each group is an ``async def`` dependency returning a small dataclass: FastAPI flattens the group's parameters into
+the route's OpenAPI parameters, and runs a plain ``def`` dependency in a worker thread (a hop per request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from service.errors import InvalidRequest
+
+MAX_WAIT_S = 600.0
+# BTJD bounds far outside any mission time, so windows stay arithmetic-safe (a span of 1e308 overflowed).
+MIN_BTJD, MAX_BTJD = -1e5, 1e6
+
+Ra = Annotated[
+    float,
+    Query(
+        ge=0,
+        lt=360,
+        allow_inf_nan=False,
+        description="Right ascension, degrees (ICRS).",
+        openapi_examples={"weird": {"summary": "TIC 214568914", "value": 340.8004}},
+    ),
+]
+Dec = Annotated[
+    float,
+    Query(
+        ge=-90,
+        le=90,
+        allow_inf_nan=False,
+        description="Declination, degrees (ICRS).",
+        openapi_examples={"weird": {"summary": "TIC 214568914", "value": -36.3439}},
+    ),
+]
+OptionalRa = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        lt=360,
+        allow_inf_nan=False,
+        description="Right ascension, degrees; overrides the TIC's own position (give `dec` too).",
+        openapi_examples={"weird": {"summary": "TIC 214568914", "value": 340.8004}},
+    ),
+]
+OptionalDec = Annotated[
+    float | None,
+    Query(
+        ge=-90,
+        le=90,
+        allow_inf_nan=False,
+        description="Declination, degrees; overrides the TIC's own position (give `ra` too).",
+        openapi_examples={"weird": {"summary": "TIC 214568914", "value": -36.3439}},
+    ),
+]
+Sector = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=999,
+        description="TESS sector; default: the latest sector that observed the target.",
+        openapi_examples={"first": {"summary": "Sector 1", "value": 1}},
+    ),
+]
+Size = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=100,
+        description="Cutout side in pixels (21″ each); at most 100, i.e. TESScut's 10,000-pixel limit.",
+        openapi_examples={"tutorial": {"summary": "The tutorial's 50×50", "value": 50}},
+    ),
+]
+Wait = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=MAX_WAIT_S,
+        allow_inf_nan=False,
+        description="Seconds to wait for a cutout that is not cached yet before answering 202 with a job to poll "
+        "(default 60; 0 answers at once).",
+        openapi_examples={"now": {"summary": "Do not wait", "value": 0}},
+    ),
+]
+Start = Annotated[
+    float,
+    Query(
+        ge=MIN_BTJD,
+        le=MAX_BTJD,
+        allow_inf_nan=False,
+        description="Window start, BTJD (BJD − 2457000): the movie starts at the frame nearest to it. Not after "
+        "`end` (422); the window may hold at most TESS_SERVICE_MOVIE_MAX_FRAMES frames and "
+        "TESS_SERVICE_MOVIE_MAX_OUTPUT_MB of pixels (422 otherwise).",
+        openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1334.0}},
+    ),
+]
+End = Annotated[
+    float,
+    Query(
+        ge=MIN_BTJD,
+        le=MAX_BTJD,
+        allow_inf_nan=False,
+        description="Window end, BTJD: the movie ends at the frame nearest to it (inclusive). Not before `start`.",
+        openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1335.0}},
+    ),
+]
+
+
+def check_window(start: float | None, end: float | None) -> None:
+    """Refuse a window that runs backwards."""
+    if start is not None and end is not None and start > end:
+        raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
+
+
+def explicit_position(ra: float | None, dec: float | None) -> tuple[float | None, float | None]:
+    """Return an explicit position, refusing half of one."""
+    if (ra is None) != (dec is None):
+        raise InvalidRequest("Give both ra and dec, or neither (the TIC's own position is used).")
+    return ra, dec
+
+
+@dataclass(frozen=True)
+class Position:
+    """A position on the sky, degrees (ICRS)."""
+
+    ra_deg: float
+    dec_deg: float
+
+
+@dataclass(frozen=True)
+class PositionOverride:
+    """A position that overrides a TIC's own, or none."""
+
+    ra_deg: float | None
+    dec_deg: float | None
+
+    def query(self) -> str:
+        """Return the override as a query string (empty without one)."""
+        return f"?ra={self.ra_deg}&dec={self.dec_deg}" if self.ra_deg is not None else ""
+
+
+@dataclass(frozen=True)
+class CutoutArgs:
+    """Which cutout (sector, side) and how long to wait for it."""
+
+    sector: int | None
+    size_px: int
+    wait_s: float | None
+
+
+@dataclass(frozen=True)
+class Window:
+    """A BTJD window, start not after end."""
+
+    start_btjd: float
+    end_btjd: float
+
+
+async def position(ra: Ra, dec: Dec) -> Position:
+    """Return the position the query names."""
+    return Position(ra, dec)
+
+
+async def position_override(ra: OptionalRa = None, dec: OptionalDec = None) -> PositionOverride:
+    """Return the position override the query names, refusing half of one."""
+    return PositionOverride(*explicit_position(ra, dec))
+
+
+async def cutout_args(sector: Sector = None, size: Size = 50, wait: Wait = None) -> CutoutArgs:
+    """Return the cutout parameters."""
+    return CutoutArgs(sector, size, wait)
+
+
+async def window(start: Start, end: End) -> Window:
+    """Return the window, refusing one that runs backwards."""
+    check_window(start, end)
+    return Window(start + 0.0, end + 0.0)
+
+
+PositionDep = Annotated[Position, Depends(position)]
+PositionOverrideDep = Annotated[PositionOverride, Depends(position_override)]
+CutoutArgsDep = Annotated[CutoutArgs, Depends(cutout_args)]
+WindowDep = Annotated[Window, Depends(window)]

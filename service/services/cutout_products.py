@@ -1,0 +1,204 @@
+"""Products made from a cached cutout (movies, frames, and whatever comes next): declared once, made in the pool.
+
+A `CutoutProduct` is a declaration (`Product`: name, the code that shapes its bytes, media types) and a pure
+function that makes its bytes from the cutout's FITS file. `CutoutProducts` does the rest for every such product:
+planning (where, which sector), the cache lookup under a key built from the declaration, single-flight, the job
+that waits for the cutout (starting or joining the cutout job) and then renders, the wait / 202 decision, and
+admission. Adding a product is a pure function, a declaration and a route.
+
+Rendering needs a place in the render pool (`Admission`), taken only around the make step itself: fetching the
+cutout holds none, as it is bounded by its own machinery (breakers, TESScut slots, the cutout pool). New render
+work is refused at once with `Overloaded` (503) when the pool is full when it is asked for, or when it finds the
+pool full once its cutout has arrived; cached products and identical work already under way are joined, never
+refused. A product's job needs only its `CutoutAsk` (plain data) and the cache: it could run in another process.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import BinaryIO, Generic, TypeVar
+
+from service.errors import InsufficientStorage
+from service.infra.cache import DiskCache
+from service.infra.threads import Admission, Limiters, run_blocking
+from service.services.answers import Answer, Found, Planned, SlowAnswers, SlowWork
+from service.services.artifacts import Artifact, ArtifactStore
+from service.services.cutouts import CutoutPlan, CutoutService
+from service.services.identity import Product
+from service.services.jobs import Job, JobRegistry
+from service.services.targets import Target
+
+Q = TypeVar("Q")
+
+
+@dataclass(frozen=True)
+class RenderLimits:
+    """What one rendering may cost: frames read, and bytes (of pixels before encoding, of output after)."""
+
+    max_frames: int
+    max_output_bytes: int
+
+
+@dataclass(frozen=True)
+class CutoutProduct(Generic[Q]):
+    """A product made from one cached cutout.
+
+    ``make(source, plan, params, limits)`` runs in a render thread and returns (bytes, media type); it raises
+    `InvalidRequest` for parameters the data cannot satisfy. ``check(plan, params, limits)`` refuses what is
+    known to be too costly before any cutout is fetched. ``window(params)`` is the BTJD span the product shows,
+    which chooses the sector when none is named.
+    """
+
+    product: Product
+    make: Callable[[BinaryIO, CutoutPlan, Q, RenderLimits], tuple[bytes, str]]
+    check: Callable[[CutoutPlan, Q, RenderLimits], None]
+    window: Callable[[Q], tuple[float, float]] | None = None
+
+
+@dataclass(frozen=True)
+class CutoutAsk(Generic[Q]):
+    """One request for a cutout-backed product: which product, from which cutout, with which parameters."""
+
+    product: CutoutProduct[Q]
+    plan: CutoutPlan
+    params: Q
+
+    @property
+    def key(self) -> str:
+        """Return the cache key: the product's identity, the cutout's key and the parameters."""
+        return self.product.product.key(self.plan.fits_key, self.params)
+
+
+def cutout_url(cutout_path: str, plan: CutoutPlan) -> str:
+    """Return the URL of the cutout a product is made from (a cutout job's result)."""
+    return f"{cutout_path}{'&' if '?' in cutout_path else '?'}sector={plan.sector}&size={plan.size_px}"
+
+
+class CutoutProducts:
+    """Answers, makes and caches every cutout-backed product; making runs in the render pool."""
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        cache: DiskCache,
+        cutouts: CutoutService,
+        jobs: JobRegistry,
+        answers: SlowAnswers,
+        limiters: Limiters,
+        *,
+        pool: Admission,
+        ttl_s: int,
+        limits: RenderLimits,
+    ) -> None:
+        self.pool = pool
+        self._store = store
+        self._cache = cache
+        self._cutouts = cutouts
+        self._jobs = jobs
+        self._answers = answers
+        self._limiters = limiters
+        self._ttl_s = ttl_s
+        self._limits = limits
+
+    async def answer(
+        self,
+        product: CutoutProduct[Q],
+        target: Callable[[], Awaitable[Target]],
+        params: Q,
+        *,
+        size_px: int,
+        sector: int | None,
+        wait_s: float | None,
+        then: str,
+        cutout_path: str,
+    ) -> Answer:
+        """Plan (``target`` and the sector lookup may need MAST) and answer, all within ``wait_s``.
+
+        Slow planning goes on in a job holding a cutout place (what it waits for is TESScut, and the cutout job
+        it starts takes that place over); a render place is taken only when making starts.
+        """
+
+        async def plan() -> CutoutAsk[Q]:
+            plan, observed = await self._cutouts.plan_with_sectors(await target(), size_px, sector)
+            if product.window is not None:
+                plan = self._cutouts.window_plan(plan, *product.window(params), observed)
+            product.check(plan, params, self._limits)
+            return CutoutAsk(product, plan, params)
+
+        def work(ask: CutoutAsk[Q]) -> SlowWork:
+            return SlowWork(
+                cached=lambda: self.cached(ask),
+                starter=lambda: self.starter(ask, then, cutout_url(cutout_path, ask.plan)),
+                finished=lambda job: self.after_job(ask, job),
+                policy=self._cutouts.policy(ask.plan),
+            )
+
+        return await self._answers.answer(Planned(plan, work, self._cutouts.pool), wait_s, then)
+
+    async def cached(self, ask: CutoutAsk[Q]) -> Found | None:
+        """Return the cached product, or None."""
+        body = await self._store.get_fresh(ask.key)
+        return Found(body, True) if body is not None else None
+
+    async def starter(self, ask: CutoutAsk[Q], result_url: str, cutout_url: str) -> Callable[[], Job]:
+        """Look up what making ``ask`` needs, and return what starts (or joins) its job.
+
+        The lookup awaits the cache; the returned function does not, so admission happens in one step: joining a
+        running job never fails; a new one is refused (`Overloaded`) when the render pool is full now, else it
+        starts (or joins) the cutout job when the cutout is not cached (which the cutout pool may refuse), then
+        the product's job. That job takes its render place only once the cutout is there (`_make`).
+        """
+        cutout_cached = await self._cutouts.is_cached(ask.plan)
+
+        def start() -> Job:
+            running = self._jobs.running(ask.key)
+            if running is not None:
+                return running
+            self.pool.refuse_if_full()
+            cutout_job = None if cutout_cached else self._cutouts.start(ask.plan, cutout_url)
+            job = self._jobs.start(ask.key, result_url, lambda job: self._run(ask, job, cutout_url))
+            if cutout_job is not None:
+                # Report the cutout download's progress as this job's (the cutout job is shared, not duplicated).
+                job.progress = cutout_job.received
+            return job
+
+        return start
+
+    async def after_job(self, ask: CutoutAsk[Q], job: Job) -> Found:
+        """Return what a finished job made, raising its error when it failed."""
+        if job.error is not None:
+            raise job.error
+        found = await self.cached(ask)
+        if found is None:
+            raise InsufficientStorage(
+                f"The {ask.product.product.name} was made but the cache could not keep it; shorten the window or "
+                "lower scale=, or the operator can raise TESS_SERVICE_CACHE_SIZE_LIMIT_MB."
+            )
+        return Found(found.body, False)
+
+    async def _run(self, ask: CutoutAsk[Q], job: Job, cutout_url: str) -> None:
+        job.mark("running")
+        body, _ = await self._store.body(ask.key, lambda: self._make(ask, cutout_url))
+        body.close()
+
+    async def _make(self, ask: CutoutAsk[Q], cutout_url: str) -> Artifact:
+        # Wait for the cutout, but open its file only inside the render thread: a queue of renders waiting for
+        # a thread must not hold a file descriptor each.
+        (await self._cutouts.ensure(ask.plan, cutout_url)).close()
+
+        def make() -> Artifact:
+            fits_body = self._cache.get(ask.plan.fits_key)
+            if fits_body is None:
+                raise InsufficientStorage("The cutout left the cache before it could be rendered; ask again.")
+            source = fits_body.file if fits_body.file is not None else io.BytesIO(fits_body.read())
+            try:
+                payload, media_type = ask.product.make(source, ask.plan, ask.params, self._limits)
+            finally:
+                fits_body.close()
+            return Artifact(payload, media_type, self._ttl_s)
+
+        # The render place is taken here, not while the cutout downloads; a full pool now fails the job (503).
+        with self.pool.admitted_work():
+            return await run_blocking(make, limiter=self._limiters.render)

@@ -1,0 +1,86 @@
+"""Cache identity: every cache key the service writes is built here, from a product's declaration.
+
+A key is ``<kind>:<name>:<revision>.<fingerprint>:<inputs...>``. The fingerprint hashes the source of the code
+that shapes the bytes (the renderer modules a product names) and the JSON schema of its response model, so
+changing a renderer or a schema changes the key by construction: old entries are simply never found again and age
+out. ``revision`` is for what no fingerprint sees (a library upgrade that changes output): bump it by hand.
+
+Upstream data (what MAST said, normalised) is keyed by `data_key`: its encoding lives with the code that decodes
+it, and a change there bumps `DATA_REVISION`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from dataclasses import astuple, dataclass, field, is_dataclass
+from functools import cached_property
+from types import ModuleType
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+# Bump when the encoding of cached upstream data changes, so old entries are never decoded.
+DATA_REVISION = "v1"
+FINGERPRINT_CHARS = 10
+
+
+def fingerprint(makers: tuple[ModuleType | type | Any, ...], schema: type[BaseModel] | None) -> str:
+    """Return a short hash of the makers' source code and the schema's JSON schema."""
+    digest = hashlib.sha256()
+    for maker in makers:
+        digest.update(inspect.getsource(maker).encode())
+    if schema is not None:
+        digest.update(orjson.dumps(schema.model_json_schema(), option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def canonical(part: object) -> str:
+    """Return one key part as text: equal inputs give equal text (-0.0 is 0.0, dataclasses by their fields).
+
+    An object with a ``key_parts()`` method is keyed by what it returns.
+    """
+    if isinstance(part, float):
+        return repr(part + 0.0) if math.isfinite(part) else repr(part)
+    if part is None:
+        return "*"
+    if isinstance(part, tuple):
+        return ",".join(map(canonical, part))
+    key_parts = getattr(part, "key_parts", None)
+    if callable(key_parts):  # inputs that normalise themselves (e.g. case-insensitive column names)
+        return canonical(key_parts())
+    if is_dataclass(part) and not isinstance(part, type):
+        return canonical(astuple(part))
+    return str(part)
+
+
+@dataclass(frozen=True)
+class Product:
+    """The declaration of one product: its name, the code and schema that shape its bytes, its media types.
+
+    ``makers`` are the modules (or functions) whose source makes the bytes; ``schema`` the response model the body
+    is built from, if any. Both go into `identity`; so does ``revision``.
+    """
+
+    name: str
+    media_types: tuple[str, ...]
+    makers: tuple[ModuleType | type | Any, ...] = ()
+    schema: type[BaseModel] | None = None
+    revision: str = "1"
+    kind: str = field(default="resp")
+
+    @cached_property
+    def identity(self) -> str:
+        """Return the key prefix: kind, name, revision and fingerprint."""
+        return f"{self.kind}:{self.name}:{self.revision}.{fingerprint(self.makers, self.schema)}"
+
+    def key(self, *parts: object) -> str:
+        """Return the cache key of this product for these inputs."""
+        return ":".join((self.identity, *map(canonical, parts)))
+
+
+def data_key(source: str, *parts: object) -> str:
+    """Return the key of cached upstream data (e.g. ``data_key("exomast:table", tic, tce)``)."""
+    return ":".join((DATA_REVISION, source, *map(canonical, parts)))

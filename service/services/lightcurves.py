@@ -1,0 +1,127 @@
+"""DV light curves as products: the table (JSON, CSV, FITS) and the plot (PNG), each a declaration and a maker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from service.errors import BadUpstreamResponse, InvalidRequest
+from service.rendering import lightcurve_tables, plots
+from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE, FITS_MEDIA_TYPE, JSON_MEDIA_TYPE
+from service.rendering.plots import render_lightcurve_png
+from service.schemas import LightCurve
+from service.services.identity import Product
+from service.services.tce_products import Made, TceData, TceProduct
+from service.upstream.exomast import DvTable
+
+LightCurveFormat = Literal["json", "csv", "fits"]
+PLOT_COLUMNS = ("TIME", "PHASE", "LC_DETREND", "MODEL_INIT")
+
+
+@dataclass(frozen=True)
+class LightCurveParams:
+    """Everything that shapes a light-curve table beyond the TCE: format, columns, a BTJD window."""
+
+    format: LightCurveFormat
+    columns: tuple[str, ...] | None
+    start_btjd: float | None
+    end_btjd: float | None
+
+    def key_parts(self) -> tuple[object, ...]:
+        """Return what keys the answer: equal requests share one key (columns case-folded, without repeats)."""
+        columns = ",".join(dict.fromkeys(c.upper() for c in self.columns)) if self.columns is not None else "*"
+        return (self.format, columns, self.start_btjd, self.end_btjd)
+
+
+@dataclass(frozen=True)
+class LightCurvePlot:
+    """Everything that shapes a light-curve PNG."""
+
+    x: Literal["phase", "time"]
+    start_btjd: float | None
+    end_btjd: float | None
+    highlight_btjd: tuple[float, float] | None
+    width_px: int
+    height_px: int
+    dpi: int
+
+
+def _resolve_columns(table: DvTable, requested: tuple[str, ...] | None) -> list[str] | None:
+    if requested is None:
+        return None
+    by_upper = {f.name.upper(): f.name for f in table.fields}
+    unknown = [name for name in requested if name.upper() not in by_upper]
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown column(s) {', '.join(unknown)}; this light curve has {', '.join(f.name for f in table.fields)}.",
+            extensions={"available_columns": [f.name for f in table.fields]},
+        )
+    return list(dict.fromkeys(by_upper[name.upper()] for name in requested))
+
+
+def make_table(data: TceData, params: LightCurveParams) -> Made:
+    """Return the light curve's selected rows and columns as JSON, CSV or FITS."""
+    ref = data.ref
+    columns = _resolve_columns(data.table, params.columns)
+    selected = lightcurve_tables.select_rows_and_columns(data.table, columns, params.start_btjd, params.end_btjd)
+    stem = f"tic{data.tic_id}_{ref.sectors}_{ref.tce}_dvt"
+    if params.format == "json":
+        meta = {
+            "tic_id": data.tic_id,
+            "tce_id": ref.id,
+            "sectors": ref.sectors,
+            "start_btjd": params.start_btjd,
+            "end_btjd": params.end_btjd,
+        }
+        return Made(*lightcurve_tables.to_json(selected, meta))
+    if params.format == "csv":
+        payload, media_type = lightcurve_tables.to_csv(selected)
+        disposition = f'attachment; filename="{stem}.csv"'
+    else:
+        assert data.headers is not None
+        payload, media_type = lightcurve_tables.to_fits(selected, data.headers, ref.tce)
+        disposition = f'attachment; filename="{stem}.fits"'
+    return Made(payload, media_type, {"Content-Disposition": disposition})
+
+
+def make_plot(data: TceData, plot: LightCurvePlot) -> Made:
+    """Return the PNG of the detrended light curve (against phase with the model, or against time)."""
+    missing = [c for c in PLOT_COLUMNS if c not in data.table.columns]
+    if missing:
+        raise BadUpstreamResponse(
+            f"ExoMAST's DV light curve lacks {', '.join(missing)}, so it cannot be plotted.", upstream="ExoMAST"
+        )
+    columns = data.table.columns
+    payload, media_type = render_lightcurve_png(
+        columns["TIME"],
+        columns["PHASE"],
+        columns["LC_DETREND"],
+        columns["MODEL_INIT"],
+        x=plot.x,
+        start_btjd=plot.start_btjd,
+        end_btjd=plot.end_btjd,
+        highlight_btjd=plot.highlight_btjd,
+        width_px=plot.width_px,
+        height_px=plot.height_px,
+        dpi=plot.dpi,
+        title=f"Detrended Lightcurve (TIC {data.tic_id} - {data.ref.id})",
+    )
+    return Made(payload, media_type)
+
+
+LIGHTCURVE = TceProduct(
+    Product(
+        "lightcurve",
+        (JSON_MEDIA_TYPE, CSV_MEDIA_TYPE, FITS_MEDIA_TYPE),
+        (lightcurve_tables, make_table, _resolve_columns),
+        LightCurve,
+    ),
+    make_table,
+    needs_headers=lambda params: params.format == "fits",
+)
+LIGHTCURVE_PLOT = TceProduct(
+    Product("lightcurve-plot", (plots.PNG_MEDIA_TYPE,), (plots, make_plot), kind="render"),
+    make_plot,
+    renders=True,
+    hit_is_cached=True,
+)
