@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
 from service.api.answers import respond, then_url
@@ -15,6 +15,7 @@ from service.api.params import (
     PositionDep,
     PositionOverride,
     PositionOverrideDep,
+    described,
 )
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import Services, ServicesDep, TicIdDep
@@ -29,9 +30,9 @@ CUTOUT_FORMATS = {"fits": "application/fits", "json": "application/json"}
 
 Format = Annotated[
     Literal["fits", "json"] | None,
-    Query(
-        description="`fits` (the target pixel file) or `json` (a summary of it); overrides the Accept header.",
-        openapi_examples={"summary": {"summary": "A JSON summary", "value": "json"}},
+    described(
+        "`fits` (the target pixel file) or `json` (a summary of it); overrides the Accept header.",
+        ("summary", "A JSON summary", "json"),
     ),
 ]
 

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from service.api.answers import respond
 from service.api.negotiation import negotiate
-from service.api.params import check_window
+from service.api.params import BTJD_RANGE, check_window, described
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.api.tces import TceIdPath
 from service.deps import ServicesDep, TicIdDep
@@ -75,27 +75,25 @@ async def get_lightcurve(
     ] = None,
     columns: Annotated[
         str | None,
-        Query(
-            max_length=MAX_COLUMNS_PARAM_LENGTH,
-            description="Comma-separated column names (case-insensitive); all columns when absent. A name the "
+        described(
+            "Comma-separated column names (case-insensitive); all columns when absent. A name the "
             "light curve does not have is a 422 that lists the ones it has.",
-            openapi_examples={"plot": {"summary": "What a plot needs", "value": "TIME,PHASE,LC_DETREND,MODEL_INIT"}},
+            ("plot", "What a plot needs", "TIME,PHASE,LC_DETREND,MODEL_INIT"),
+            max_length=MAX_COLUMNS_PARAM_LENGTH,
         ),
     ] = None,
     start: Annotated[
         float | None,
-        Query(
+        described(
+            "Keep rows with TIME >= start (BTJD = BJD - 2457000); not after `end` (422).",
+            ("dip", "Just before the 'weird' dip", 1334.0),
             allow_inf_nan=False,
-            description="Keep rows with TIME >= start (BTJD = BJD - 2457000); not after `end` (422).",
-            openapi_examples={"dip": {"summary": "Just before the 'weird' dip", "value": 1334.0}},
         ),
     ] = None,
     end: Annotated[
         float | None,
-        Query(
-            allow_inf_nan=False,
-            description="Keep rows with TIME <= end (BTJD).",
-            openapi_examples={"dip": {"summary": "Just after the 'weird' dip", "value": 1335.0}},
+        described(
+            "Keep rows with TIME <= end (BTJD).", ("dip", "Just after the 'weird' dip", 1335.0), allow_inf_nan=False
         ),
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -141,67 +139,47 @@ async def get_lightcurve_png(
     services: ServicesDep,
     x: Annotated[
         Literal["phase", "time"],
-        Query(
-            description="Horizontal axis: `phase` (folded at the TCE's period) or `time` (BTJD).",
-            openapi_examples={"time": {"summary": "Against time", "value": "time"}},
+        described(
+            "Horizontal axis: `phase` (folded at the TCE's period) or `time` (BTJD).", ("time", "Against time", "time")
         ),
     ] = "phase",
     start: Annotated[
         float | None,
-        Query(
-            ge=-1e5,
-            le=1e6,
-            allow_inf_nan=False,
-            description="Plot only rows with TIME >= start (BTJD); not after `end` (422).",
-            openapi_examples={"dip": {"summary": "Zoom on the dip", "value": 1333.5}},
+        described(
+            "Plot only rows with TIME >= start (BTJD); not after `end` (422).",
+            ("dip", "Zoom on the dip", 1333.5),
+            **BTJD_RANGE,
         ),
     ] = None,
     end: Annotated[
         float | None,
-        Query(
-            ge=-1e5,
-            le=1e6,
-            allow_inf_nan=False,
-            description="Plot only rows with TIME <= end (BTJD).",
-            openapi_examples={"dip": {"summary": "Zoom on the dip", "value": 1335.5}},
+        described(
+            "Plot only rows with TIME <= end (BTJD).",
+            ("dip", "Zoom on the dip", 1335.5),
+            **BTJD_RANGE,
         ),
     ] = None,
     highlight: Annotated[
         str | None,
-        Query(
+        described(
+            "A BTJD window to shade, `start,end`: two numbers within -1e5..1e6, the first not after "
+            "the second (422 otherwise).",
+            ("dip", "The movie's window", "1334,1335"),
             max_length=100,
             pattern=HIGHLIGHT_PATTERN,
-            description="A BTJD window to shade, `start,end`: two numbers within -1e5..1e6, the first not after "
-            "the second (422 otherwise).",
-            openapi_examples={"dip": {"summary": "The movie's window", "value": "1334,1335"}},
         ),
     ] = None,
     width: Annotated[
         int,
-        Query(
-            ge=200,
-            le=3000,
-            description="Width in pixels.",
-            openapi_examples={"w": {"summary": "1000 px", "value": 1000}},
-        ),
+        described("Width in pixels.", ("w", "1000 px", 1000), ge=200, le=3000),
     ] = 1000,
     height: Annotated[
         int,
-        Query(
-            ge=150,
-            le=2000,
-            description="Height in pixels.",
-            openapi_examples={"h": {"summary": "500 px", "value": 500}},
-        ),
+        described("Height in pixels.", ("h", "500 px", 500), ge=150, le=2000),
     ] = 500,
     dpi: Annotated[
         int,
-        Query(
-            ge=50,
-            le=300,
-            description="Dots per inch (text size).",
-            openapi_examples={"d": {"summary": "100", "value": 100}},
-        ),
+        described("Dots per inch (text size).", ("d", "100", 100), ge=50, le=300),
     ] = 100,
 ) -> Response:
     """Serve a plot of a TCE's DV light curve."""

@@ -5,20 +5,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from service.api.answers import respond, then_url
 from service.api.cutouts import tic_cutout_path
 from service.api.params import (
-    MAX_BTJD,
-    MIN_BTJD,
+    BTJD_RANGE,
     CutoutArgs,
     CutoutArgsDep,
     PositionDep,
     PositionOverrideDep,
     Window,
     WindowDep,
+    described,
 )
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import Services, ServicesDep, TicIdDep
@@ -33,62 +33,56 @@ router = APIRouter(tags=["Movies and images"])
 
 Cmap = Annotated[
     str,
-    Query(
-        description="Matplotlib colormap (one of the listed values; others are a 422).",
+    described(
+        "Matplotlib colormap (one of the listed values; others are a 422).",
+        ("tutorial", "The tutorial's", "YlGnBu_r"),
         json_schema_extra={"enum": sorted(ALLOWED_CMAPS)},
-        openapi_examples={"tutorial": {"summary": "The tutorial's", "value": "YlGnBu_r"}},
     ),
 ]
 Limit = Annotated[
     float | None,
-    Query(
+    described(
+        "Flux (e-/s) at the bottom (vmin) or top (vmax) of the colour scale; default: robust "
+        "percentiles over the selected frames, so one hot pixel cannot wash the movie out. When both are given, "
+        "vmin must be below vmax (422).",
+        ("auto", "Automatic (leave empty)", None),
         ge=-1e30,
         le=1e30,
         allow_inf_nan=False,
-        description="Flux (e-/s) at the bottom (vmin) or top (vmax) of the colour scale; default: robust "
-        "percentiles over the selected frames, so one hot pixel cannot wash the movie out. When both are given, "
-        "vmin must be below vmax (422).",
-        openapi_examples={"auto": {"summary": "Automatic (leave empty)", "value": None}},
     ),
 ]
 Stretch = Annotated[
     Literal["linear", "sqrt", "log", "asinh"],
-    Query(
-        description="How flux maps to colour.",
-        openapi_examples={"faint": {"summary": "Bring out faint sources", "value": "asinh"}},
-    ),
+    described("How flux maps to colour.", ("faint", "Bring out faint sources", "asinh")),
 ]
 Scale = Annotated[
     int | None,
-    Query(
+    described(
+        "Nearest-neighbour upscale factor; default: about 400 px on a side.",
+        ("big", "8× (400 px for a 50-px cutout)", 8),
         ge=1,
         le=32,
-        description="Nearest-neighbour upscale factor; default: about 400 px on a side.",
-        openapi_examples={"big": {"summary": "8× (400 px for a 50-px cutout)", "value": 8}},
     ),
 ]
 Fps = Annotated[
     float,
-    Query(
+    described(
+        "Frames per second (the tutorial's 50 ms a frame is 20).",
+        ("tutorial", "The tutorial's pace", 20),
         ge=1,
         le=50,
         allow_inf_nan=False,
-        description="Frames per second (the tutorial's 50 ms a frame is 20).",
-        openapi_examples={"tutorial": {"summary": "The tutorial's pace", "value": 20}},
     ),
 ]
 Colorbar = Annotated[
     bool,
-    Query(
-        description="Draw a colour bar with the flux limits.",
-        openapi_examples={"on": {"summary": "With a colour bar", "value": True}},
-    ),
+    described("Draw a colour bar with the flux limits.", ("on", "With a colour bar", True)),
 ]
 MovieFormatParam = Annotated[
     Literal["gif", "mp4"],
-    Query(
-        description="`gif` (animated, looping) or `mp4`" + ("" if MP4_AVAILABLE else " (not available on this server)"),
-        openapi_examples={"gif": {"summary": "Animated GIF", "value": "gif"}},
+    described(
+        "`gif` (animated, looping) or `mp4`" + ("" if MP4_AVAILABLE else " (not available on this server)"),
+        ("gif", "Animated GIF", "gif"),
     ),
 ]
 
@@ -227,12 +221,10 @@ async def movie_at(
 
 Time = Annotated[
     float,
-    Query(
-        ge=MIN_BTJD,
-        le=MAX_BTJD,
-        allow_inf_nan=False,
-        description="BTJD; the frame nearest to it is drawn.",
-        openapi_examples={"dip": {"summary": "Mid-dip", "value": 1334.45}},
+    described(
+        "BTJD; the frame nearest to it is drawn.",
+        ("dip", "Mid-dip", 1334.45),
+        **BTJD_RANGE,
     ),
 ]
 

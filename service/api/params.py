@@ -7,105 +7,92 @@ the route's OpenAPI parameters, and runs a plain ``def`` dependency in a worker 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
 from service.errors import InvalidRequest
 
+
+def described(description: str, example: tuple[str, str, Any], **constraints: Any) -> Any:
+    """Return a query parameter with its description and one named example (what Swagger UI shows)."""
+    name, summary, value = example
+    return Query(description=description, openapi_examples={name: {"summary": summary, "value": value}}, **constraints)
+
+
 MAX_WAIT_S = 600.0
 # BTJD bounds far outside any mission time, so windows stay arithmetic-safe (a span of 1e308 overflowed).
 MIN_BTJD, MAX_BTJD = -1e5, 1e6
+BTJD_RANGE: dict[str, Any] = {"ge": MIN_BTJD, "le": MAX_BTJD, "allow_inf_nan": False}
+RA_RANGE: dict[str, Any] = {"ge": 0, "lt": 360, "allow_inf_nan": False}
+DEC_RANGE: dict[str, Any] = {"ge": -90, "le": 90, "allow_inf_nan": False}
 
 Ra = Annotated[
     float,
-    Query(
-        ge=0,
-        lt=360,
-        allow_inf_nan=False,
-        description="Right ascension, degrees (ICRS).",
-        openapi_examples={"weird": {"summary": "TIC 214568914", "value": 340.8004}},
-    ),
+    described("Right ascension, degrees (ICRS).", ("weird", "TIC 214568914", 340.8004), **RA_RANGE),
 ]
 Dec = Annotated[
     float,
-    Query(
-        ge=-90,
-        le=90,
-        allow_inf_nan=False,
-        description="Declination, degrees (ICRS).",
-        openapi_examples={"weird": {"summary": "TIC 214568914", "value": -36.3439}},
-    ),
+    described("Declination, degrees (ICRS).", ("weird", "TIC 214568914", -36.3439), **DEC_RANGE),
 ]
 OptionalRa = Annotated[
     float | None,
-    Query(
-        ge=0,
-        lt=360,
-        allow_inf_nan=False,
-        description="Right ascension, degrees; overrides the TIC's own position (give `dec` too).",
-        openapi_examples={"weird": {"summary": "TIC 214568914", "value": 340.8004}},
+    described(
+        "Right ascension, degrees; overrides the TIC's own position (give `dec` too).",
+        ("weird", "TIC 214568914", 340.8004),
+        **RA_RANGE,
     ),
 ]
 OptionalDec = Annotated[
     float | None,
-    Query(
-        ge=-90,
-        le=90,
-        allow_inf_nan=False,
-        description="Declination, degrees; overrides the TIC's own position (give `ra` too).",
-        openapi_examples={"weird": {"summary": "TIC 214568914", "value": -36.3439}},
+    described(
+        "Declination, degrees; overrides the TIC's own position (give `ra` too).",
+        ("weird", "TIC 214568914", -36.3439),
+        **DEC_RANGE,
     ),
 ]
 Sector = Annotated[
     int | None,
-    Query(
-        ge=1,
-        le=999,
-        description="TESS sector; default: the latest sector that observed the target.",
-        openapi_examples={"first": {"summary": "Sector 1", "value": 1}},
+    described(
+        "TESS sector; default: the latest sector that observed the target.", ("first", "Sector 1", 1), ge=1, le=999
     ),
 ]
 Size = Annotated[
     int,
-    Query(
+    described(
+        "Cutout side in pixels (21″ each); at most 100, i.e. TESScut's 10,000-pixel limit.",
+        ("tutorial", "The tutorial's 50×50", 50),
         ge=1,
         le=100,
-        description="Cutout side in pixels (21″ each); at most 100, i.e. TESScut's 10,000-pixel limit.",
-        openapi_examples={"tutorial": {"summary": "The tutorial's 50×50", "value": 50}},
     ),
 ]
 Wait = Annotated[
     float | None,
-    Query(
+    described(
+        "Seconds to wait for a cutout that is not cached yet before answering 202 with a job to poll "
+        "(default 60; 0 answers at once).",
+        ("now", "Do not wait", 0),
         ge=0,
         le=MAX_WAIT_S,
         allow_inf_nan=False,
-        description="Seconds to wait for a cutout that is not cached yet before answering 202 with a job to poll "
-        "(default 60; 0 answers at once).",
-        openapi_examples={"now": {"summary": "Do not wait", "value": 0}},
     ),
 ]
 Start = Annotated[
     float,
-    Query(
-        ge=MIN_BTJD,
-        le=MAX_BTJD,
-        allow_inf_nan=False,
-        description="Window start, BTJD (BJD − 2457000): the movie starts at the frame nearest to it. Not after "
+    described(
+        "Window start, BTJD (BJD − 2457000): the movie starts at the frame nearest to it. Not after "
         "`end` (422); the window may hold at most TESS_SERVICE_MOVIE_MAX_FRAMES frames and "
         "TESS_SERVICE_MOVIE_MAX_OUTPUT_MB of pixels (422 otherwise).",
-        openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1334.0}},
+        ("dip", "The day of the 'weird' dip", 1334.0),
+        **BTJD_RANGE,
     ),
 ]
 End = Annotated[
     float,
-    Query(
-        ge=MIN_BTJD,
-        le=MAX_BTJD,
-        allow_inf_nan=False,
-        description="Window end, BTJD: the movie ends at the frame nearest to it (inclusive). Not before `start`.",
-        openapi_examples={"dip": {"summary": "The day of the 'weird' dip", "value": 1335.0}},
+    described(
+        "Window end, BTJD: the movie ends at the frame nearest to it (inclusive). Not before `start`.",
+        ("dip", "The day of the 'weird' dip", 1335.0),
+        **BTJD_RANGE,
     ),
 ]
 

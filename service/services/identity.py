@@ -40,7 +40,6 @@ def fingerprint(makers: tuple[ModuleType | type | Any, ...], schema: type[BaseMo
 def canonical(part: object) -> str:
     """Return one key part as text: equal inputs give equal text (-0.0 is 0.0, dataclasses by their fields).
 
-    An object with a ``key_parts()`` method is keyed by what it returns.
     """
     if isinstance(part, float):
         return repr(part + 0.0) if math.isfinite(part) else repr(part)
@@ -48,9 +47,6 @@ def canonical(part: object) -> str:
         return "*"
     if isinstance(part, tuple):
         return ",".join(map(canonical, part))
-    key_parts = getattr(part, "key_parts", None)
-    if callable(key_parts):  # inputs that normalise themselves (e.g. case-insensitive column names)
-        return canonical(key_parts())
     if is_dataclass(part) and not isinstance(part, type):
         return canonical(astuple(part))
     return str(part)
@@ -78,7 +74,16 @@ class Product:
 
     def key(self, *parts: object) -> str:
         """Return the cache key of this product for these inputs."""
-        return ":".join((self.identity, *map(canonical, parts)))
+        return ":".join((self.identity, *map(canonical, _expanded(parts))))
+
+
+def _expanded(parts: tuple[object, ...]) -> list[object]:
+    """Return ``parts`` with each input that normalises itself (a ``key_parts()`` method) replaced by its parts."""
+    out: list[object] = []
+    for part in parts:
+        key_parts = getattr(part, "key_parts", None)
+        out.extend(key_parts() if callable(key_parts) else (part,))
+    return out
 
 
 def data_key(source: str, *parts: object) -> str:

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 from service.infra.cache import INLINE_MAX_BYTES, DiskCache, EntryMeta, MemoryTier, _MemoryEntry
 from service.infra.threads import Limiters
 from service.services.artifacts import Artifact, ArtifactStore, DecodedValues
+from service.services.identity import data_key
 from tests.conftest import WEIRD_TIC
 
 pytestmark = pytest.mark.anyio
@@ -228,14 +229,14 @@ async def test_decoded_values_are_kept_per_etag_and_decoded_again_when_the_entry
         return (1, 2, 3)
 
     async def value() -> tuple[int, ...]:
-        return await store.value("x", produce, encode=bytes, decode=decode, ttl_s=60)
+        return await store.value(data_key("x"), produce, encode=bytes, decode=decode, ttl_s=60)
 
     assert await value() == (1, 2, 3)
     assert [await value() for _ in range(3)] == [(1, 2, 3)] * 3
     assert (produced, decodes) == (1, 0), "the produced value is kept: hits neither decode nor produce"
-    cache.put("v1:x", bytes((4, 5)), media_type="application/octet-stream", ttl_s=60)  # other bytes, other ETag
+    cache.put(data_key("x"), bytes((4, 5)), media_type="application/octet-stream", ttl_s=60)  # other bytes, other ETag
     assert await value() == (4, 5) and decodes == 1
-    cache.delete("v1:x")
+    cache.delete(data_key("x"))
     assert await value() == (1, 2, 3) and produced == 2, "a deleted entry's value is not served"
     cache.close()
 
