@@ -19,6 +19,7 @@ from service.errors import BadUpstreamResponse, InvalidRequest, NotFound
 from service.infra.cache import CachedBody
 from service.infra.threads import Limiters, run_blocking
 from service.rendering import lightcurve_tables
+from service.rendering.lightcurve_tables import ColumnInfo, LightCurveTable
 from service.schemas import TceSummaryValues
 from service.services.artifacts import Artifact, ArtifactStore, upstream_ledger
 from service.tces import TceRef, parse_tce_id, resolve_tce
@@ -110,6 +111,27 @@ def _read_only(table: DvTable) -> DvTable:
     for values in table.columns.values():
         values.flags.writeable = False
     return table
+
+
+def lightcurve_table(table: DvTable) -> LightCurveTable:
+    """Return a DV table as rendering's light-curve table; the column arrays are shared, not copied."""
+    fields = tuple(ColumnInfo(f.name, f.unit, f.description, f.datatype) for f in table.fields)
+    return LightCurveTable(fields, table.columns)
+
+
+def select_lightcurve(
+    table: DvTable, columns: list[str] | None, start_btjd: float | None, end_btjd: float | None
+) -> LightCurveTable:
+    """Return the DV table's rows in [start, end] and only ``columns`` (all when None), ready to render.
+
+    Raises BadUpstreamResponse when a window is asked and ExoMAST's table has no numeric TIME column.
+    """
+    try:
+        return lightcurve_tables.select_rows_and_columns(lightcurve_table(table), columns, start_btjd, end_btjd)
+    except lightcurve_tables.MissingTimeColumn as exc:
+        raise BadUpstreamResponse(
+            "ExoMAST's DV table has no numeric TIME column, so it cannot be cut to start/end.", upstream="ExoMAST"
+        ) from exc
 
 
 def _resolve_columns(table: DvTable, requested: tuple[str, ...] | None) -> list[str] | None:
@@ -291,7 +313,7 @@ class DvService:
         headers: DvHeaders | None,
         columns: list[str] | None,
     ) -> Artifact:
-        selected = lightcurve_tables.select_rows_and_columns(table, columns, query.start_btjd, query.end_btjd)
+        selected = select_lightcurve(table, columns, query.start_btjd, query.end_btjd)
         stem = f"tic{query.tic_id}_{ref.sectors}_{ref.tce}_dvt"
         if query.format == "json":
             meta = {
@@ -308,6 +330,6 @@ class DvService:
             disposition = f'attachment; filename="{stem}.csv"'
         else:
             assert headers is not None
-            payload, media_type = lightcurve_tables.to_fits(selected, headers, ref.tce)
+            payload, media_type = lightcurve_tables.to_fits(selected, headers.primary, headers.data, ref.tce)
             disposition = f'attachment; filename="{stem}.fits"'
         return Artifact(payload, media_type, self._ttl_dv_s, {"Content-Disposition": disposition})
