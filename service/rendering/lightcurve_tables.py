@@ -1,18 +1,21 @@
-"""Serialise DV time series as JSON, CSV or FITS: pure functions, table in, (bytes, media type) out."""
+"""Serialise light-curve tables as JSON, CSV or FITS: pure functions, table in, (bytes, media type) out.
+
+Typed on their own inputs (`LightCurveTable`, plain header dicts): the caller converts whatever its source gave it,
+and maps `MissingTimeColumn` to an error that names that source.
+"""
 
 from __future__ import annotations
 
 import io
 import math
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 from astropy.io import fits
-
-from service.errors import BadUpstreamResponse
-from service.upstream.exomast import DvHeaders, DvTable
 
 JSON_MEDIA_TYPE = "application/json"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -26,17 +29,48 @@ _STRUCTURAL_KEYWORDS = re.compile(
 _FITS_KEYWORD = re.compile(r"^[A-Z0-9_-]{1,8}$")
 
 
+@dataclass(frozen=True)
+class ColumnInfo:
+    """What describes one column: its name, unit (None when it has none), description and datatype."""
+
+    name: str
+    unit: str | None = None
+    description: str = ""
+    datatype: str = ""
+
+
+@dataclass(frozen=True)
+class LightCurveTable:
+    """A light curve, column-oriented: floats are float64 with NaN for missing, ints int64, text str.
+
+    ``fields`` lists the columns in output order; ``columns`` maps each field's name to its values.
+    """
+
+    fields: tuple[ColumnInfo, ...]
+    columns: Mapping[str, np.ndarray]
+
+    @property
+    def n_rows(self) -> int:
+        """Return the number of rows."""
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+class MissingTimeColumn(ValueError):
+    """A time window was asked of a table without a numeric TIME column."""
+
+
 def select_rows_and_columns(
-    table: DvTable, columns: list[str] | None, start_btjd: float | None, end_btjd: float | None
-) -> DvTable:
-    """Return the rows with ``start <= TIME <= end`` and only ``columns`` (all when None), in that order."""
+    table: LightCurveTable, columns: list[str] | None, start_btjd: float | None, end_btjd: float | None
+) -> LightCurveTable:
+    """Return the rows with ``start <= TIME <= end`` and only ``columns`` (all when None), in that order.
+
+    Raises `MissingTimeColumn` when a window is asked and the table has no numeric TIME column.
+    """
     keep = np.ones(table.n_rows, dtype=bool)
     if start_btjd is not None or end_btjd is not None:
         time = table.columns.get("TIME")
         if time is None or time.dtype.kind not in "fiu":
-            raise BadUpstreamResponse(
-                "ExoMAST's DV table has no numeric TIME column, so it cannot be cut to start/end.", upstream="ExoMAST"
-            )
+            raise MissingTimeColumn("The table has no numeric TIME column, so it cannot be cut to start/end.")
         with np.errstate(invalid="ignore"):
             if start_btjd is not None:
                 keep &= time >= start_btjd
@@ -44,7 +78,7 @@ def select_rows_and_columns(
                 keep &= time <= end_btjd
     names = columns if columns is not None else [f.name for f in table.fields]
     by_name = {f.name: f for f in table.fields}
-    return DvTable(
+    return LightCurveTable(
         tuple(by_name[name] for name in names),
         {name: table.columns[name] if keep.all() else table.columns[name][keep] for name in names},
     )
@@ -56,7 +90,7 @@ def _json_column(values: np.ndarray) -> Any:
     return values.tolist()
 
 
-def to_json(table: DvTable, meta: dict[str, Any]) -> tuple[bytes, str]:
+def to_json(table: LightCurveTable, meta: dict[str, Any]) -> tuple[bytes, str]:
     """Column-oriented JSON: ``meta`` plus columns, units, descriptions and datatypes; NaN becomes null."""
     document = {
         **meta,
@@ -84,7 +118,7 @@ def _csv_cells(values: np.ndarray) -> list[str]:
     return [_csv_text(str(v)) for v in values.tolist()]
 
 
-def to_csv(table: DvTable) -> tuple[bytes, str]:
+def to_csv(table: LightCurveTable) -> tuple[bytes, str]:
     """CSV with a header row of column names; missing values are empty cells."""
     columns = [_csv_cells(table.columns[f.name]) for f in table.fields]
     lines = [",".join(f.name for f in table.fields)]
@@ -92,8 +126,8 @@ def to_csv(table: DvTable) -> tuple[bytes, str]:
     return ("\n".join(lines) + "\n").encode(), CSV_MEDIA_TYPE
 
 
-def _header_cards(keywords: dict[str, Any]) -> list[fits.Card]:
-    """Turn an ExoMAST header dict into FITS cards, skipping what FITS cannot hold as given."""
+def _header_cards(keywords: Mapping[str, Any]) -> list[fits.Card]:
+    """Turn a header dict into FITS cards, skipping what FITS cannot hold as given."""
     cards = []
     for key, value in keywords.items():
         if _STRUCTURAL_KEYWORDS.match(key) or not _FITS_KEYWORD.match(key):
@@ -123,11 +157,16 @@ def _fits_column(name: str, unit: str | None, values: np.ndarray) -> fits.Column
     return fits.Column(name=name, format=f"{width}A", unit=unit, array=ascii_values)
 
 
-def to_fits(table: DvTable, headers: DvHeaders, extname: str) -> tuple[bytes, str]:
-    """Write a FITS file like a DVT: the DV primary header, then one binary table with units and the DV data header."""
-    primary = fits.PrimaryHDU(header=fits.Header(_header_cards(headers.primary)))
+def to_fits(
+    table: LightCurveTable, primary_header: Mapping[str, Any], data_header: Mapping[str, Any], extname: str
+) -> tuple[bytes, str]:
+    """Write a FITS file like a DVT: the primary header, then table ``extname`` with units and the data header.
+
+    Header keywords FITS cannot hold as given (structural ones, null, NaN, non-ASCII text) are left out.
+    """
+    primary = fits.PrimaryHDU(header=fits.Header(_header_cards(primary_header)))
     columns = [_fits_column(f.name, f.unit, table.columns[f.name]) for f in table.fields]
-    extension = fits.BinTableHDU.from_columns(columns, header=fits.Header(_header_cards(headers.data)), name=extname)
+    extension = fits.BinTableHDU.from_columns(columns, header=fits.Header(_header_cards(data_header)), name=extname)
     hdus = fits.HDUList([primary, extension])
     hdus.update_extend()  # writing would add EXTEND to the primary header after its checksum otherwise
     for hdu in hdus:

@@ -16,6 +16,8 @@ import orjson
 from service.errors import BadUpstreamResponse, NotFound
 from service.infra.cache import CachedBody
 from service.infra.threads import Limiters
+from service.rendering import lightcurve_tables
+from service.rendering.lightcurve_tables import ColumnInfo, LightCurveTable
 from service.schemas import TceList, TceSummary, TceSummaryValues
 from service.services.artifacts import Artifact, ArtifactStore, upstream_ledger
 from service.services.identity import Product, data_key
@@ -96,6 +98,27 @@ def _read_only(table: DvTable) -> DvTable:
     for values in table.columns.values():
         values.flags.writeable = False
     return table
+
+
+def lightcurve_table(table: DvTable) -> LightCurveTable:
+    """Return a DV table as rendering's light-curve table; the column arrays are shared, not copied."""
+    fields = tuple(ColumnInfo(f.name, f.unit, f.description, f.datatype) for f in table.fields)
+    return LightCurveTable(fields, table.columns)
+
+
+def select_lightcurve(
+    table: DvTable, columns: list[str] | None, start_btjd: float | None, end_btjd: float | None
+) -> LightCurveTable:
+    """Return the DV table's rows in [start, end] and only ``columns`` (all when None), ready to render.
+
+    Raises BadUpstreamResponse when a window is asked and ExoMAST's table has no numeric TIME column.
+    """
+    try:
+        return lightcurve_tables.select_rows_and_columns(lightcurve_table(table), columns, start_btjd, end_btjd)
+    except lightcurve_tables.MissingTimeColumn as exc:
+        raise BadUpstreamResponse(
+            "ExoMAST's DV table has no numeric TIME column, so it cannot be cut to start/end.", upstream="ExoMAST"
+        ) from exc
 
 
 class DvService:

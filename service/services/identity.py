@@ -38,9 +38,7 @@ def fingerprint(makers: tuple[ModuleType | type | Any, ...], schema: type[BaseMo
 
 
 def canonical(part: object) -> str:
-    """Return one key part as text: equal inputs give equal text (-0.0 is 0.0, dataclasses by their fields).
-
-    """
+    """Return one key part as text: equal inputs give equal text (-0.0 is 0.0, dataclasses by their fields)."""
     if isinstance(part, float):
         return repr(part + 0.0) if math.isfinite(part) else repr(part)
     if part is None:

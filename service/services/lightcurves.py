@@ -10,6 +10,7 @@ from service.rendering import lightcurve_tables, plots
 from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE, FITS_MEDIA_TYPE, JSON_MEDIA_TYPE
 from service.rendering.plots import render_lightcurve_png
 from service.schemas import LightCurve
+from service.services.dv import select_lightcurve
 from service.services.identity import Product
 from service.services.tce_products import Made, TceData, TceProduct
 from service.upstream.exomast import DvTable
@@ -63,7 +64,7 @@ def make_table(data: TceData, params: LightCurveParams) -> Made:
     """Return the light curve's selected rows and columns as JSON, CSV or FITS."""
     ref = data.ref
     columns = _resolve_columns(data.table, params.columns)
-    selected = lightcurve_tables.select_rows_and_columns(data.table, columns, params.start_btjd, params.end_btjd)
+    selected = select_lightcurve(data.table, columns, params.start_btjd, params.end_btjd)
     stem = f"tic{data.tic_id}_{ref.sectors}_{ref.tce}_dvt"
     if params.format == "json":
         meta = {
@@ -79,7 +80,7 @@ def make_table(data: TceData, params: LightCurveParams) -> Made:
         disposition = f'attachment; filename="{stem}.csv"'
     else:
         assert data.headers is not None
-        payload, media_type = lightcurve_tables.to_fits(selected, data.headers, ref.tce)
+        payload, media_type = lightcurve_tables.to_fits(selected, data.headers.primary, data.headers.data, ref.tce)
         disposition = f'attachment; filename="{stem}.fits"'
     return Made(payload, media_type, {"Content-Disposition": disposition})
 

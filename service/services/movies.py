@@ -8,6 +8,7 @@ from typing import BinaryIO, Literal
 
 from service import tpf
 from service.errors import InvalidRequest
+from service.rendering import canvas, colormaps, encoders
 from service.rendering import movies as movie_rendering
 from service.rendering.movies import MovieStyle, render_frame_png, render_movie
 from service.services.cutout_products import CutoutProduct, RenderLimits
@@ -121,7 +122,7 @@ def _window(params: MovieParams) -> tuple[float, float]:
 
 
 # The rendering modules (and the TPF reader) shape the bytes, so their source is part of the products' identity.
-_MAKERS = (movie_rendering, tpf, make_movie, _draw)
+_MAKERS = (movie_rendering, canvas, encoders, colormaps, tpf, make_movie, _draw)
 MOVIE = CutoutProduct(
     Product("movie", tuple(MOVIE_MEDIA_TYPES.values()), _MAKERS, kind="render"),
     make=make_movie,

@@ -57,9 +57,15 @@ async def test_undecodable_entries_are_dropped_and_produced_again(tmp_path):
         calls += 1
         return 42
 
-    assert await store.value(data_key("x"), produce, encode=lambda v: str(v).encode(), decode=lambda b: int(b), ttl_s=60) == 42
+    assert (
+        await store.value(data_key("x"), produce, encode=lambda v: str(v).encode(), decode=lambda b: int(b), ttl_s=60)
+        == 42
+    )
     cache.put(data_key("x"), b"garbage", media_type="application/octet-stream", ttl_s=60)
-    assert await store.value(data_key("x"), produce, encode=lambda v: str(v).encode(), decode=lambda b: int(b), ttl_s=60) == 42
+    assert (
+        await store.value(data_key("x"), produce, encode=lambda v: str(v).encode(), decode=lambda b: int(b), ttl_s=60)
+        == 42
+    )
     assert calls == 2
     cache.close()
 

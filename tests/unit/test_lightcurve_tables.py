@@ -6,11 +6,16 @@ from astropy.io import fits
 from astropy.table import Table
 
 from service.errors import BadUpstreamResponse
-from service.rendering.lightcurve_tables import select_rows_and_columns, to_csv, to_fits, to_json
+from service.rendering.lightcurve_tables import MissingTimeColumn, select_rows_and_columns, to_csv, to_fits, to_json
+from service.services.dv import lightcurve_table, select_lightcurve
 from service.upstream.exomast import DvHeaders, parse_dv_table
 
 
 def table_with(text_values, times=(1.0, 2.0)):
+    return lightcurve_table(dv_table_with(text_values, times))
+
+
+def dv_table_with(text_values, times=(1.0, 2.0)):
     return parse_dv_table(
         {
             "fields": [
@@ -34,7 +39,7 @@ def test_csv_quotes_text_with_commas_quotes_and_line_breaks():
 def test_fits_survives_non_ascii_text_and_skips_unwritable_header_values():
     table = table_with(["é", "ok"])
     headers = DvHeaders({"OBJECT": "TIC é", "TICID": 5, "HUGE": 10**30, "BAD KEY": 1}, {"TPERIOD": 1.5, "X": None})
-    payload, media_type = to_fits(table, headers, "TCE_1")
+    payload, media_type = to_fits(table, headers.primary, headers.data, "TCE_1")
     assert media_type == "application/fits"
     with fits.open(io.BytesIO(payload), checksum=True) as hdus:
         assert hdus[0].header["TICID"] == 5
@@ -46,7 +51,10 @@ def test_fits_survives_non_ascii_text_and_skips_unwritable_header_values():
 def test_fits_bytes_are_deterministic():
     table = table_with(["x", "y"])
     headers = DvHeaders({"TICID": 5}, {"TPERIOD": 1.5})
-    assert to_fits(table, headers, "TCE_1")[0] == to_fits(table, headers, "TCE_1")[0]
+    assert (
+        to_fits(table, headers.primary, headers.data, "TCE_1")[0]
+        == to_fits(table, headers.primary, headers.data, "TCE_1")[0]
+    )
 
 
 def test_json_writes_nan_as_null_and_keeps_integer_types():
@@ -74,8 +82,16 @@ def test_tables_we_cannot_trust_are_bad_upstream_responses(payload):
 def test_a_window_needs_a_numeric_time_column():
     table = parse_dv_table({"fields": [{"colname": "TIME", "datatype": "varchar(5)"}], "data": [{"TIME": "x"}]})
     with pytest.raises(BadUpstreamResponse):
-        select_rows_and_columns(table, None, 1.0, None)
-    assert select_rows_and_columns(table, None, None, None).n_rows == 1
+        select_lightcurve(table, None, 1.0, None)
+    assert select_lightcurve(table, None, None, None).n_rows == 1
+
+
+def test_the_renderer_says_what_is_missing_and_the_service_says_who():
+    table = parse_dv_table({"fields": [{"colname": "TIME", "datatype": "varchar(5)"}], "data": [{"TIME": "x"}]})
+    with pytest.raises(MissingTimeColumn, match="no numeric TIME column"):
+        select_rows_and_columns(lightcurve_table(table), None, None, 2.0)
+    with pytest.raises(BadUpstreamResponse, match="^ExoMAST's DV table has no numeric TIME column"):
+        select_lightcurve(table, None, None, 2.0)
 
 
 def test_window_and_columns():
