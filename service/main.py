@@ -89,10 +89,15 @@ def _quiet_astroquery() -> None:
     astroquery_log.setLevel("WARNING")
 
 
-def create_app(settings: Settings | None = None, *, breaker_clock: Callable[[], float] = time.monotonic) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    breaker_clock: Callable[[], float] = time.monotonic,
+    cache_clock: Callable[[], float] = time.time,
+) -> FastAPI:
     """Build the application; the lifespan opens the HTTP client and the cache, and closes them.
 
-    ``breaker_clock`` is the circuit breakers' clock (tests move it by hand).
+    ``breaker_clock`` is the circuit breakers' clock, ``cache_clock`` the cache's (tests move them by hand).
     """
     settings = settings or get_settings()
 
@@ -109,6 +114,7 @@ def create_app(settings: Settings | None = None, *, breaker_clock: Callable[[], 
             write_pause_s=settings.cache_write_pause_s,
             memory_max_bytes=settings.hot_cache_mb * 1024 * 1024 if settings.hot_entry_max_kb else 0,
             memory_entry_max_bytes=settings.hot_entry_max_kb * 1024,
+            clock=cache_clock,
         )
         store = ArtifactStore(cache, limiters, keep_values=cache.memory.max_bytes > 0)
         jobs_registry = JobRegistry(keep_s=settings.job_keep_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -69,11 +70,16 @@ def make_settings(mast: FakeMast, tmp_path: Path) -> Callable[..., Settings]:
 def make_client(
     make_settings: Callable[..., Settings],
 ) -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
-    """Open a client on a freshly started app (lifespan included); keywords override settings."""
+    """Open a client on a freshly started app (lifespan included); keywords override settings.
+
+    ``cache_clock`` replaces the cache's clock (e.g. a `tests.clock.FakeClock`, to expire entries without waiting).
+    """
 
     @asynccontextmanager
-    async def open_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(make_settings(**overrides))
+    async def open_client(
+        *, cache_clock: Callable[[], float] = time.time, **overrides: Any
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(make_settings(**overrides), cache_clock=cache_clock)
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:

@@ -14,7 +14,6 @@ bytes are not decoded twice while they stay in the cache. Those values are share
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -239,7 +238,7 @@ class ArtifactStore:
         if self._stale_window_s <= 0:
             return None
         body = await self._get(key)
-        if body is not None and time.time() >= body.meta.fresh_until + self._stale_window_s:
+        if body is not None and self._cache.clock() >= body.meta.fresh_until + self._stale_window_s:
             body.close()
             return None
         return body
@@ -269,7 +268,7 @@ class ArtifactStore:
                 )
             except Exception:  # noqa: BLE001 - any cache failure: serve what we made, uncached
                 log.exception("could not cache %s", key)
-                return DiskCache.uncached(artifact.payload, artifact.media_type, artifact.ttl_s, artifact.headers)
+                return self._cache.uncached(artifact.payload, artifact.media_type, artifact.ttl_s, artifact.headers)
 
         return await run_blocking(put, limiter=self._limiters.io)
 
@@ -298,7 +297,7 @@ class ArtifactStore:
                 artifact = await produce()
             if ledger.stale_reason is not None:
                 # Made from expired data: served, marked, and not cached, so the next request tries MAST again.
-                made = DiskCache.uncached(artifact.payload, artifact.media_type, artifact.ttl_s, artifact.headers)
+                made = self._cache.uncached(artifact.payload, artifact.media_type, artifact.ttl_s, artifact.headers)
                 made.stale_reason = ledger.stale_reason
                 return made, ledger.asked_upstream, ledger.stale_reason
             return await self._put(key, artifact), ledger.asked_upstream, None

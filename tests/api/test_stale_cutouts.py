@@ -1,6 +1,6 @@
 """Stale-if-error for FFI cutouts: an expired cutout is served, marked and unchanged while TESScut fails."""
 
-import asyncio
+import functools
 import hashlib
 import io
 import zipfile
@@ -18,6 +18,7 @@ from service.services.targets import Target
 from service.upstream.tesscut import SectorHit
 from tests.api.test_cutouts import poll_until_finished
 from tests.api.test_stale_if_error import assert_stale, cache_entries
+from tests.clock import FakeClock
 from tests.conftest import WEIRD_TIC
 
 pytestmark = pytest.mark.anyio
@@ -41,8 +42,20 @@ def astrocut_calls(mast) -> int:
     return mast.count(endpoint="tesscut.astrocut")
 
 
-async def expire() -> None:
-    await asyncio.sleep(1.05)  # past ttl_cutout_s=1
+@pytest.fixture
+def clock() -> FakeClock:
+    """The cache's clock: `expire` moves it past ``ttl_cutout_s=1`` at once."""
+    return FakeClock()
+
+
+@pytest.fixture
+def make_client(make_client, clock: FakeClock):
+    """Conftest's ``make_client`` with the cache on ``clock``."""
+    return functools.partial(make_client, cache_clock=clock)
+
+
+def expire(clock: FakeClock) -> None:
+    clock.advance(1.05)  # past ttl_cutout_s=1
 
 
 def assert_fresh(response) -> None:
@@ -52,7 +65,7 @@ def assert_fresh(response) -> None:
 
 
 @pytest.mark.parametrize("fault", [{"status": 503}, {"status": 504}, {"status": 500}], ids=["503", "504", "500"])
-async def test_expired_tic_cutout_is_served_stale_while_tesscut_fails(make_client, make_settings, mast, fault):
+async def test_expired_tic_cutout_is_served_stale_while_tesscut_fails(make_client, clock, make_settings, mast, fault):
     cache_dir = make_settings().cache_dir
     async with make_client(**FAST) as client:
         fits = await client.get(TIC_CUTOUT, params=SMALL)
@@ -60,7 +73,7 @@ async def test_expired_tic_cutout_is_served_stale_while_tesscut_fails(make_clien
         assert_fresh(fits)
         assert summary.status_code == 200 and summary.headers["x-cache"] == "HIT"
         assert astrocut_calls(mast) == 1
-        await expire()
+        expire(clock)
         before, stale_before = cache_entries(cache_dir), lookups("stale")
 
         mast.set_fault(ASTROCUT_GLOB, **fault)
@@ -84,12 +97,12 @@ async def test_expired_tic_cutout_is_served_stale_while_tesscut_fails(make_clien
         assert astrocut_calls(mast) == 4
 
 
-async def test_position_cutout_and_an_open_breaker(make_client, mast):
+async def test_position_cutout_and_an_open_breaker(make_client, clock, mast):
     params = {"ra": 340.8004, "dec": -36.3439, **SMALL}
     async with make_client(**{**FAST, "breaker_failure_threshold": 1}) as client:
         first = await client.get("/cutout", params=params)
         assert_fresh(first)
-        await expire()
+        expire(clock)
         mast.set_fault(ASTROCUT_GLOB, status=503)
         answers = [await client.get("/cutout", params=params) for _ in range(3)]
         for answer in answers:
@@ -100,10 +113,10 @@ async def test_position_cutout_and_an_open_breaker(make_client, mast):
         assert astrocut_calls(mast) == 2
 
 
-async def test_without_a_stale_window_the_error_is_answered(make_client, mast):
+async def test_without_a_stale_window_the_error_is_answered(make_client, clock, mast):
     async with make_client(**FAST, stale_if_error_s=0) as client:
         assert_fresh(await client.get(TIC_CUTOUT, params=SMALL))
-        await expire()
+        expire(clock)
         mast.set_fault(ASTROCUT_GLOB, status=503)
         for fmt in ("fits", "json"):
             failed = await client.get(TIC_CUTOUT, params={**SMALL, "format": fmt})
@@ -136,12 +149,12 @@ async def test_only_upstream_failures_fall_back_to_the_expired_copy(tmp_path):
     cache.close()
 
 
-async def test_mirror_zip_is_rebuilt_from_the_expired_files(make_client, make_settings, mast):
+async def test_mirror_zip_is_rebuilt_from_the_expired_files(make_client, clock, make_settings, mast):
     cache_dir = make_settings().cache_dir
     async with make_client(**FAST) as client:
         first = await client.get(MIRROR, params=MIRROR_SMALL)
         assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
-        await expire()
+        expire(clock)
         before = cache_entries(cache_dir)
         mast.set_fault(ASTROCUT_GLOB, status=503)
         stale = await client.get(MIRROR, params=MIRROR_SMALL)
@@ -158,14 +171,16 @@ async def test_mirror_zip_is_rebuilt_from_the_expired_files(make_client, make_se
         assert astrocut_calls(mast) == 3
 
 
-async def test_movie_needing_an_expired_cutout_answers_the_error_and_caches_nothing(make_client, make_settings, mast):
+async def test_movie_needing_an_expired_cutout_answers_the_error_and_caches_nothing(
+    make_client, clock, make_settings, mast
+):
     # A movie job's result is read back from the cache, where a movie made from stale data must not go; until a
     # render job can hand such a movie to its waiters, the movie answers TESScut's error (see CutoutService.ensure).
     cache_dir = make_settings().cache_dir
     params = {"start": 1334, "end": 1334.2, **SMALL}
     async with make_client(**FAST) as client:
         assert_fresh(await client.get(TIC_CUTOUT, params=SMALL))
-        await expire()
+        expire(clock)
         before = cache_entries(cache_dir)
         mast.set_fault(ASTROCUT_GLOB, status=503)
         failed = await client.get(f"/tic/{WEIRD_TIC}/movie", params=params)
@@ -177,11 +192,11 @@ async def test_movie_needing_an_expired_cutout_answers_the_error_and_caches_noth
         assert "x-stale-reason" not in movie.headers
 
 
-async def test_a_job_that_fails_while_an_expired_copy_exists(make_client, mast):
+async def test_a_job_that_fails_while_an_expired_copy_exists(make_client, clock, mast):
     async with make_client(**FAST) as client:
         fits = await client.get(TIC_CUTOUT, params=SMALL)
         assert_fresh(fits)
-        await expire()
+        expire(clock)
         mast.set_fault(ASTROCUT_GLOB, status=503, delay_s=0.3)
         accepted = await client.get(TIC_CUTOUT, params={**SMALL, "wait": 0})
         assert accepted.status_code == 202, "wait=0: the refresh is a job, as for any cutout not fresh"

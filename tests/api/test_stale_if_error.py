@@ -1,13 +1,13 @@
 """Stale-if-error: an expired entry is served, marked, when MAST fails, and never rewritten; fresh data follows."""
 
 import sqlite3
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.clock import FakeClock
 from tests.conftest import WEIRD_TCE, WEIRD_TIC
 
 pytestmark = pytest.mark.anyio
@@ -51,11 +51,12 @@ def assert_stale(response, words: str) -> None:
 )
 async def test_expired_tce_list_is_served_stale_while_exomast_fails(make_client, make_settings, mast, fault, words):
     cache_dir = make_settings().cache_dir
-    async with make_client(ttl_tce_list_s=1, **FAST) as client:
+    clock = FakeClock()
+    async with make_client(ttl_tce_list_s=1, cache_clock=clock, **FAST) as client:
         first = await client.get(f"/tic/{WEIRD_TIC}/tces")
         assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
         assert (await client.get(f"/tic/{WEIRD_TIC}/tces")).headers["x-cache"] == "HIT"
-        time.sleep(1.05)  # let both entries (the response and the TCE list under it) expire
+        clock.advance(1.05)  # let both entries (the response and the TCE list under it) expire
         before, stale_before = cache_entries(cache_dir), lookups("stale")
 
         mast.set_fault(TCES_GLOB, **fault)

@@ -7,10 +7,12 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from service.infra.cache import INLINE_MAX_BYTES, DiskCache, EntryMeta, MemoryTier, _MemoryEntry
+from service.infra.cache import INLINE_MAX_BYTES, DiskCache, EntryMeta
+from service.infra.memory_tier import MemoryEntry, MemoryTier
 from service.infra.threads import Limiters
 from service.services.artifacts import Artifact, ArtifactStore, DecodedValues
 from service.services.identity import data_key
+from tests.clock import FakeClock
 from tests.conftest import WEIRD_TIC
 
 pytestmark = pytest.mark.anyio
@@ -122,9 +124,10 @@ def test_a_corrupt_entry_found_on_disk_leaves_memory(cache):
 
 
 def test_memory_forgets_an_entry_when_diskcache_would(tmp_path):
-    cache = DiskCache(tmp_path / "c", size_limit_bytes=64 * MIB, keep_stale_s=0)
+    clock = FakeClock()
+    cache = DiskCache(tmp_path / "c", size_limit_bytes=64 * MIB, keep_stale_s=0, clock=clock)
     cache.put("k", b"payload", media_type="text/plain", ttl_s=0)
-    time.sleep(0.01)
+    clock.advance(0.01)
     assert cache.get("k") is None and cache.get_memory("k") is None
     stale = DiskCache(tmp_path / "s", size_limit_bytes=64 * MIB, keep_stale_s=600)
     stale.put("k", b"payload", media_type="text/plain", ttl_s=0)
@@ -135,12 +138,13 @@ def test_memory_forgets_an_entry_when_diskcache_would(tmp_path):
 
 
 def test_memory_follows_the_expiry_diskcache_holds_not_this_process_setting(tmp_path):
-    writer = DiskCache(tmp_path / "c", size_limit_bytes=64 * MIB, keep_stale_s=0)
+    clock = FakeClock()
+    writer = DiskCache(tmp_path / "c", size_limit_bytes=64 * MIB, keep_stale_s=0, clock=clock)
     writer.put("k", b"payload", media_type="text/plain", ttl_s=1)  # diskcache forgets it in 1 s
     writer.close()
-    reader = DiskCache(tmp_path / "c", size_limit_bytes=64 * MIB, keep_stale_s=600)
+    reader = DiskCache(tmp_path / "c", size_limit_bytes=64 * MIB, keep_stale_s=600, clock=clock)
     assert reader.get("k") is not None and reader.get_memory("k") is not None
-    time.sleep(1.05)
+    clock.advance(1.05)
     assert reader.get("k") is None
     assert reader.get_memory("k") is None, "kept no longer than on disk, whatever keep_stale_s says here"
     reader.close()
@@ -149,9 +153,9 @@ def test_memory_follows_the_expiry_diskcache_holds_not_this_process_setting(tmp_
 # --- the memory tier's own rules ---------------------------------------------------------------------------------
 
 
-def entry(data: bytes, created_at: float = 0.0) -> _MemoryEntry:
+def entry(data: bytes, created_at: float = 0.0) -> MemoryEntry:
     meta = EntryMeta("x/y", '"e"', created_at, created_at + 60, len(data))
-    return _MemoryEntry(meta, data, time.time() + 60, None)
+    return MemoryEntry(meta, data, time.time() + 60, None)
 
 
 def test_memory_is_bounded_in_bytes_and_entries_and_drops_the_least_recently_used():
