@@ -11,9 +11,11 @@ from service.infra.cache import DiskCache
 from service.infra.threads import Limiters
 from service.services.cutouts import CutoutService
 from service.services.dv import DvService
+from service.services.exomast_mirror import ExoMastMirror
 from service.services.jobs import JobRegistry
 from service.services.renders import RenderService
 from service.services.targets import TargetResolver
+from service.services.tesscut_mirror import TesscutMirror
 from service.settings import Settings
 from service.upstream.resilience import CircuitBreaker
 
@@ -31,6 +33,8 @@ class Services:
     cutouts: CutoutService
     jobs: JobRegistry
     renders: RenderService
+    exomast_mirror: ExoMastMirror
+    tesscut_mirror: TesscutMirror
 
 
 # The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop that
