@@ -164,30 +164,46 @@ StarIdPath = Annotated[
         },
     ),
 ]
+
+
+def _mirror_query(description: str, **examples: tuple[str, str]) -> Any:
+    """Return an optional query parameter of the mirror: bounded in length, with (summary, value) examples."""
+    return Query(
+        max_length=MAX_QUERY_VALUE_LENGTH,
+        description=description,
+        openapi_examples={name: {"summary": summary, "value": value} for name, (summary, value) in examples.items()},
+    )
+
+
 TceQuery = Annotated[
     str | None,
-    Query(
-        max_length=MAX_QUERY_VALUE_LENGTH,
-        description="The TCE: `TCE_1` or `1`. Without `sector`, a whole TCE-list entry `s0001-s0001:TCE_1` is also "
-        "accepted (the published TESScut-ExoMAST tutorial sends that; ExoMAST itself answers 400); with `sector`, "
-        "only `TCE_n` or `n` is (400 otherwise). Required: 400 'Missing tce in request' without it.",
-        openapi_examples={
-            "tce": {"summary": "TCE name, with sector", "value": "TCE_1"},
-            "combined": {"summary": "Whole TCE id, without sector", "value": "s0001-s0001:TCE_1"},
-        },
+    _mirror_query(
+        "The TCE: `TCE_1` or `1`. Without `sector`, a whole TCE-list entry `s0001-s0001:TCE_1` is also accepted (the "
+        "published TESScut-ExoMAST tutorial sends that; ExoMAST itself answers 400); with `sector`, only `TCE_n` or "
+        "`n` is (400 otherwise). Required: 400 'Missing tce in request' without it.",
+        tce=("TCE name, with sector", "TCE_1"),
+        combined=("Whole TCE id, without sector", "s0001-s0001:TCE_1"),
     ),
 ]
 SectorQuery = Annotated[
     str | None,
-    Query(
-        max_length=MAX_QUERY_VALUE_LENGTH,
-        description="Sector range of the DV run, `s0001-s0003`, or one sector number (`1` = `s0001-s0001`). "
+    _mirror_query(
+        "Sector range of the DV run, `s0001-s0003`, or one sector number (`1` = `s0001-s0001`). "
         "Required (400 'Missing sector in TESS request'), except with a whole TCE id in `tce`.",
-        openapi_examples={
-            "range": {"summary": "Sector range", "value": "s0001-s0003"},
-            "number": {"summary": "One sector", "value": "1"},
-        },
+        range=("Sector range", "s0001-s0003"),
+        number=("One sector", "1"),
     ),
+]
+ListTceQuery = Annotated[
+    str | None,
+    _mirror_query(
+        'A flag: present (any value, or none) adds the star\'s TCE list as `"TCE"`.',
+        flag=("Present without a value", ""),
+    ),
+]
+IgnoredTceQuery = Annotated[
+    str | None,
+    _mirror_query("Ignored, as ExoMAST ignores it (beginner_tess_exomast sends one).", ignored=("Ignored", "TCE_1")),
 ]
 
 
@@ -212,16 +228,7 @@ async def tce_params(request: Request, tce: TceQuery = None, sector: SectorQuery
     return TceParams(tces[0] if tces else tce, sectors[0] if sectors else sector)
 
 
-async def list_tce_flag(
-    list_tce: Annotated[
-        str | None,
-        Query(
-            max_length=MAX_QUERY_VALUE_LENGTH,
-            description='A flag: present (any value, or none) adds the star\'s TCE list as `"TCE"`.',
-            openapi_examples={"flag": {"summary": "Present without a value", "value": ""}},
-        ),
-    ] = None,
-) -> bool:
+async def list_tce_flag(list_tce: ListTceQuery = None) -> bool:
     """Return whether ``list_tce`` is present, with a value or without."""
     return list_tce is not None
 
@@ -262,14 +269,7 @@ async def mirror_tces(
     request: Request,
     star_id: StarIdPath,
     services: ServicesDep,
-    tce: Annotated[
-        str | None,
-        Query(
-            max_length=MAX_QUERY_VALUE_LENGTH,
-            description="Ignored, as ExoMAST ignores it (beginner_tess_exomast sends one).",
-            openapi_examples={"ignored": {"summary": "Ignored", "value": "TCE_1"}},
-        ),
-    ] = None,
+    tce: IgnoredTceQuery = None,
 ) -> Response:
     """List a star's TCEs as ExoMAST does."""
     body, hit = await services.exomast_mirror.tces_response(parse_star_id(star_id))
