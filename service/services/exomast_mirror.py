@@ -97,7 +97,7 @@ def upstream_table_json(table: DvTable) -> bytes:
 
 
 class ExoMastMirror:
-    """Answers the mirror's three ``dvdata/tess`` routes from DvService's cache; cheap to build per request."""
+    """Answers the mirror's three ``dvdata/tess`` routes from DvService's cache; built once, by the lifespan."""
 
     def __init__(self, dv: DvService, limiters: Limiters) -> None:
         self._dv = dv
