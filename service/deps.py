@@ -13,9 +13,11 @@ from service.services.answers import SlowAnswers
 from service.services.cutout_products import CutoutProducts
 from service.services.cutouts import CutoutService
 from service.services.dv import DvService
+from service.services.exomast_mirror import ExoMastMirror
 from service.services.jobs import JobRegistry
 from service.services.targets import TargetResolver
 from service.services.tce_products import TceProducts
+from service.services.tesscut_mirror import TesscutMirror
 from service.settings import Settings
 from service.upstream.resilience import CircuitBreaker
 
@@ -35,6 +37,8 @@ class Services:
     answers: SlowAnswers
     tce_products: TceProducts
     cutout_products: CutoutProducts
+    exomast_mirror: ExoMastMirror
+    tesscut_mirror: TesscutMirror
 
 
 # The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop that

@@ -7,6 +7,7 @@ with ``Retry-After``.
 """
 
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -19,7 +20,8 @@ from starlette.responses import JSONResponse, Response
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import ServicesDep
 from service.infra.http_cache import cached_response
-from service.services.exomast_mirror import ExoMastMirror, UpstreamStyleError, parse_star_id, parse_tce_request
+from service.services.exomast_mirror import UpstreamStyleError, parse_star_id, parse_tce_request
+from service.tces import TceRef
 
 PREFIX = "/api/v0.1/dvdata/tess"
 # A guard on what a request can make us parse; ExoMAST's own values are short ids (its parser answers 400 past that).
@@ -54,14 +56,6 @@ class UpstreamStyleRoute(APIRoute):
 
 
 router = APIRouter(tags=["ExoMAST mirror"], route_class=UpstreamStyleRoute)
-
-
-async def get_mirror(services: ServicesDep) -> ExoMastMirror:
-    """Return the mirror over the app's DV service (a thin view: nothing to keep between requests)."""
-    return ExoMastMirror(services.dv, services.limiters)
-
-
-MirrorDep = Annotated[ExoMastMirror, Depends(get_mirror)]
 
 
 # --- documentation: ExoMAST's wire shapes (not the service's own schemas) ---------------------------------------
@@ -144,6 +138,18 @@ _VALIDATION_ERROR = _detail_error(
 _BAD_STAR_ID = _detail_error(
     "`star_id` is not a TIC id.", "Invalid TESS star id 'WASP-18': expected a TIC id of 1 to 11 digits"
 )
+# What `info/` and `table/` answer besides their 200: both name one TCE the same way.
+_TCE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _detail_error(
+        "`sector` or `tce` is missing or malformed, or `star_id` is not a TIC id.", "Missing sector in TESS request"
+    ),
+    404: _detail_error(
+        "ExoMAST has no DV data for this star, or not this TCE.",
+        "No TCE_3 found for TIC 214568914 in sectors s0001-s0001",
+    ),
+    422: _VALIDATION_ERROR,
+    **problem_responses(*UPSTREAM_PROBLEMS),
+}
 
 
 # --- parameters -------------------------------------------------------------------------------------------------
@@ -158,37 +164,77 @@ StarIdPath = Annotated[
         },
     ),
 ]
+
+
+def _mirror_query(description: str, **examples: tuple[str, str]) -> Any:
+    """Return an optional query parameter of the mirror: bounded in length, with (summary, value) examples."""
+    return Query(
+        max_length=MAX_QUERY_VALUE_LENGTH,
+        description=description,
+        openapi_examples={name: {"summary": summary, "value": value} for name, (summary, value) in examples.items()},
+    )
+
+
 TceQuery = Annotated[
     str | None,
-    Query(
-        max_length=MAX_QUERY_VALUE_LENGTH,
-        description="The TCE: `TCE_1` or `1`. Without `sector`, a whole TCE-list entry `s0001-s0001:TCE_1` is also "
-        "accepted (the published TESScut-ExoMAST tutorial sends that; ExoMAST itself answers 400); with `sector`, "
-        "only `TCE_n` or `n` is (400 otherwise). Required: 400 'Missing tce in request' without it.",
-        openapi_examples={
-            "tce": {"summary": "TCE name, with sector", "value": "TCE_1"},
-            "combined": {"summary": "Whole TCE id, without sector", "value": "s0001-s0001:TCE_1"},
-        },
+    _mirror_query(
+        "The TCE: `TCE_1` or `1`. Without `sector`, a whole TCE-list entry `s0001-s0001:TCE_1` is also accepted (the "
+        "published TESScut-ExoMAST tutorial sends that; ExoMAST itself answers 400); with `sector`, only `TCE_n` or "
+        "`n` is (400 otherwise). Required: 400 'Missing tce in request' without it.",
+        tce=("TCE name, with sector", "TCE_1"),
+        combined=("Whole TCE id, without sector", "s0001-s0001:TCE_1"),
     ),
 ]
 SectorQuery = Annotated[
     str | None,
-    Query(
-        max_length=MAX_QUERY_VALUE_LENGTH,
-        description="Sector range of the DV run, `s0001-s0003`, or one sector number (`1` = `s0001-s0001`). "
+    _mirror_query(
+        "Sector range of the DV run, `s0001-s0003`, or one sector number (`1` = `s0001-s0001`). "
         "Required (400 'Missing sector in TESS request'), except with a whole TCE id in `tce`.",
-        openapi_examples={
-            "range": {"summary": "Sector range", "value": "s0001-s0003"},
-            "number": {"summary": "One sector", "value": "1"},
-        },
+        range=("Sector range", "s0001-s0003"),
+        number=("One sector", "1"),
     ),
+]
+ListTceQuery = Annotated[
+    str | None,
+    _mirror_query(
+        'A flag: present (any value, or none) adds the star\'s TCE list as `"TCE"`.',
+        flag=("Present without a value", ""),
+    ),
+]
+IgnoredTceQuery = Annotated[
+    str | None,
+    _mirror_query("Ignored, as ExoMAST ignores it (beginner_tess_exomast sends one).", ignored=("Ignored", "TCE_1")),
 ]
 
 
-def _first_values(request: Request, tce: str | None, sector: str | None) -> tuple[str | None, str | None]:
-    """Return ``tce`` and ``sector`` as ExoMAST reads them: the FIRST of repeated values (FastAPI keeps the last)."""
+@dataclass(frozen=True)
+class TceParams:
+    """An ``info/`` or ``table/`` request's ``tce`` and ``sector`` as sent; `ref` checks them (after the star id)."""
+
+    tce: str | None
+    sector: str | None
+
+    def ref(self) -> TceRef:
+        """Return the TCE named, checked as ExoMAST checks it (400 with its ``detail`` otherwise)."""
+        return parse_tce_request(self.tce, self.sector)
+
+
+async def tce_params(request: Request, tce: TceQuery = None, sector: SectorQuery = None) -> TceParams:
+    """Return ``tce`` and ``sector`` as ExoMAST reads them: the FIRST of repeated values (FastAPI keeps the last).
+
+    Nothing is checked here: a dependency runs before the route, and ExoMAST rejects a bad star id first.
+    """
     tces, sectors = request.query_params.getlist("tce"), request.query_params.getlist("sector")
-    return (tces[0] if tces else tce), (sectors[0] if sectors else sector)
+    return TceParams(tces[0] if tces else tce, sectors[0] if sectors else sector)
+
+
+async def list_tce_flag(list_tce: ListTceQuery = None) -> bool:
+    """Return whether ``list_tce`` is present, with a value or without."""
+    return list_tce is not None
+
+
+TceParamsDep = Annotated[TceParams, Depends(tce_params)]
+ListTceDep = Annotated[bool, Depends(list_tce_flag)]
 
 
 def _get_twice(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -223,18 +269,10 @@ async def mirror_tces(
     request: Request,
     star_id: StarIdPath,
     services: ServicesDep,
-    mirror: MirrorDep,
-    tce: Annotated[
-        str | None,
-        Query(
-            max_length=MAX_QUERY_VALUE_LENGTH,
-            description="Ignored, as ExoMAST ignores it (beginner_tess_exomast sends one).",
-            openapi_examples={"ignored": {"summary": "Ignored", "value": "TCE_1"}},
-        ),
-    ] = None,
+    tce: IgnoredTceQuery = None,
 ) -> Response:
     """List a star's TCEs as ExoMAST does."""
-    body, hit = await mirror.tces_response(parse_star_id(star_id))
+    body, hit = await services.exomast_mirror.tces_response(parse_star_id(star_id))
     return cached_response(request, body, hit=hit, limiters=services.limiters)
 
 
@@ -246,38 +284,15 @@ async def mirror_tces(
     '{...}}`, plus `"TCE": [...]` when `list_tce` is present (with or without a value).' + HIT_NOTE,
     responses={
         200: {"description": "The DV headers."},
-        400: _detail_error(
-            "`sector` or `tce` is missing or malformed, or `star_id` is not a TIC id.",
-            "Missing sector in TESS request",
-        ),
-        404: _detail_error(
-            "ExoMAST has no DV data for this star, or not this TCE.",
-            "No TCE_3 found for TIC 214568914 in sectors s0001-s0001",
-        ),
-        422: _VALIDATION_ERROR,
-        **problem_responses(*UPSTREAM_PROBLEMS),
+        **_TCE_ERRORS,
     },
 )
 async def mirror_info(
-    request: Request,
-    star_id: StarIdPath,
-    services: ServicesDep,
-    mirror: MirrorDep,
-    tce: TceQuery = None,
-    sector: SectorQuery = None,
-    list_tce: Annotated[
-        str | None,
-        Query(
-            max_length=MAX_QUERY_VALUE_LENGTH,
-            description='A flag: present (any value, or none) adds the star\'s TCE list as `"TCE"`.',
-            openapi_examples={"flag": {"summary": "Present without a value", "value": ""}},
-        ),
-    ] = None,
+    request: Request, star_id: StarIdPath, services: ServicesDep, params: TceParamsDep, list_tce: ListTceDep
 ) -> Response:
     """Return a TCE's DV headers as ExoMAST does."""
     tic_id = parse_star_id(star_id)
-    tce, sector = _first_values(request, tce, sector)
-    body, hit = await mirror.info_response(tic_id, parse_tce_request(tce, sector), list_tce=list_tce is not None)
+    body, hit = await services.exomast_mirror.info_response(tic_id, params.ref(), list_tce=list_tce)
     return cached_response(request, body, hit=hit, limiters=services.limiters)
 
 
@@ -290,28 +305,11 @@ async def mirror_info(
     "made once from the cached DV table, then served as cached bytes." + HIT_NOTE,
     responses={
         200: {"description": "The DV time series."},
-        400: _detail_error(
-            "`sector` or `tce` is missing or malformed, or `star_id` is not a TIC id.",
-            "Missing sector in TESS request",
-        ),
-        404: _detail_error(
-            "ExoMAST has no DV data for this star, or not this TCE.",
-            "No TCE_3 found for TIC 214568914 in sectors s0001-s0001",
-        ),
-        422: _VALIDATION_ERROR,
-        **problem_responses(*UPSTREAM_PROBLEMS),
+        **_TCE_ERRORS,
     },
 )
-async def mirror_table(
-    request: Request,
-    star_id: StarIdPath,
-    services: ServicesDep,
-    mirror: MirrorDep,
-    tce: TceQuery = None,
-    sector: SectorQuery = None,
-) -> Response:
+async def mirror_table(request: Request, star_id: StarIdPath, services: ServicesDep, params: TceParamsDep) -> Response:
     """Return a TCE's DV time series as ExoMAST does."""
     tic_id = parse_star_id(star_id)
-    tce, sector = _first_values(request, tce, sector)
-    body, hit = await mirror.table_response(tic_id, parse_tce_request(tce, sector))
+    body, hit = await services.exomast_mirror.table_response(tic_id, params.ref())
     return cached_response(request, body, hit=hit, limiters=services.limiters)

@@ -8,6 +8,7 @@ bodies are the mirror's own cache entries.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -19,12 +20,17 @@ from service.infra.cache import CachedBody
 from service.infra.threads import Limiters, run_blocking
 from service.services.artifacts import Artifact
 from service.services.dv import DvService
+from service.services.identity import Product
 from service.tces import TceRef
 from service.upstream.exomast import DvTable
 
 # Bump when a mirror body's bytes change for the same inputs, so old cache entries are not served.
-MIRROR_VERSION = "v1"
 JSON_MEDIA_TYPE = "application/json"
+# The ExoMAST mirror's answers, shaped by this module (its source is their fingerprint; see services/identity.py).
+_SHAPED_BY = (sys.modules[__name__],)
+MIRROR_TCES = Product("exomast-tces", (JSON_MEDIA_TYPE,), _SHAPED_BY)
+MIRROR_INFO = Product("exomast-info", (JSON_MEDIA_TYPE,), _SHAPED_BY)
+MIRROR_TABLE = Product("exomast-table", (JSON_MEDIA_TYPE,), _SHAPED_BY)
 
 # ExoMAST's rules for star ids, sectors and TCE names (ASCII digits only, like the clean routes).
 _STAR_ID = re.compile(r"[0-9]{1,11}")
@@ -97,7 +103,7 @@ def upstream_table_json(table: DvTable) -> bytes:
 
 
 class ExoMastMirror:
-    """Answers the mirror's three ``dvdata/tess`` routes from DvService's cache; cheap to build per request."""
+    """Answers the mirror's three ``dvdata/tess`` routes from DvService's cache; built once, by the lifespan."""
 
     def __init__(self, dv: DvService, limiters: Limiters) -> None:
         self._dv = dv
@@ -110,7 +116,7 @@ class ExoMastMirror:
             refs = await self._listed(tic_id)
             return Artifact(orjson.dumps({"TCE": [r.id for r in refs]}), JSON_MEDIA_TYPE, self._dv.ttl_tce_list_s)
 
-        return await self._dv.answer(f"resp:{MIRROR_VERSION}:exomast:tces:{tic_id}", produce)
+        return await self._dv.answer(MIRROR_TCES.key(tic_id), produce)
 
     async def info_response(self, tic_id: int, ref: TceRef, *, list_tce: bool) -> tuple[CachedBody, bool]:
         """Return the two DV headers (plus the TCE list when ``list_tce``), and whether ExoMAST went unasked."""
@@ -125,8 +131,8 @@ class ExoMastMirror:
                 ttl_s = min(ttl_s, self._dv.ttl_tce_list_s)
             return Artifact(orjson.dumps(payload), JSON_MEDIA_TYPE, ttl_s)
 
-        flag = ":list_tce" if list_tce else ""
-        return await self._dv.answer(f"resp:{MIRROR_VERSION}:exomast:info:{tic_id}:{ref.id}{flag}", produce)
+        flag = ("list_tce",) if list_tce else ()
+        return await self._dv.answer(MIRROR_INFO.key(tic_id, ref.id, *flag), produce)
 
     async def table_response(self, tic_id: int, ref: TceRef) -> tuple[CachedBody, bool]:
         """Return the DV time series as ``{"fields": [...], "data": [...]}``, and whether ExoMAST went unasked."""
@@ -137,7 +143,7 @@ class ExoMastMirror:
             payload = await run_blocking(upstream_table_json, table, limiter=self._limiters.cpu)
             return Artifact(payload, JSON_MEDIA_TYPE, self._dv.ttl_dv_s)
 
-        return await self._dv.answer(f"resp:{MIRROR_VERSION}:exomast:table:{tic_id}:{ref.id}", produce)
+        return await self._dv.answer(MIRROR_TABLE.key(tic_id, ref.id), produce)
 
     async def _listed(self, tic_id: int) -> list[TceRef]:
         try:

@@ -198,15 +198,31 @@ class TesscutMirror:
         download fails upstream contributes its expired files (`CutoutService.ensure_files`): the zip is the one
         served before, byte for byte, and the answer is marked stale (``StaleMarkingMiddleware``).
         """
+        plans = await self._plans(request)
+        if not plans:
+            return None
+        outcomes = await self._ensure_all(plans, result_url)
+        files = [file for plan_files, _ in outcomes for file in plan_files]
+        if not files:
+            return None
+        hit = all(plan_hit for _, plan_hit in outcomes)
+        return MirrorZip(files, hit, immutable=request.sector is not None)
+
+    async def _plans(self, request: MirrorCutout) -> list[CutoutPlan]:
+        """Return one plan per sector asked for (none when no FFI holds the position)."""
         target = Target(request.ra_deg, request.dec_deg)
         rows_px = None if request.ny == request.nx else request.ny
         try:
             if request.sector is not None:
-                plans = [await self._cutouts.plan(target, request.nx, request.sector, rows_px=rows_px)]
-            else:
-                plans = await self._cutouts.plan_every_sector(target, request.nx, rows_px=rows_px)
+                return [await self._cutouts.plan(target, request.nx, request.sector, rows_px=rows_px)]
+            return await self._cutouts.plan_every_sector(target, request.nx, rows_px=rows_px)
         except NotFound:
-            return None
+            return []
+
+    async def _ensure_all(
+        self, plans: list[CutoutPlan], result_url: Callable[[CutoutPlan], str]
+    ) -> list[tuple[list[CutoutFile], bool]]:
+        """Return each plan's files and whether they were cached, made together within the wait; none on failure."""
         per_plan: list[tuple[list[CutoutFile], bool] | None] = [None] * len(plans)
 
         async def fetch(index: int, plan: CutoutPlan) -> None:
@@ -234,11 +250,7 @@ class TesscutMirror:
             if isinstance(exc, BaseExceptionGroup):
                 raise _first_error(exc) from None
             raise
-        files = [file for outcome in per_plan if outcome for file in outcome[0]]
-        if not files:
-            return None
-        hit = all(outcome[1] for outcome in per_plan if outcome)
-        return MirrorZip(files, hit, immutable=request.sector is not None)
+        return [outcome for outcome in per_plan if outcome is not None]  # every task set its own
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

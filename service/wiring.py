@@ -1,0 +1,235 @@
+"""The lifespan's wiring: the thread limiters, the cache, the HTTP clients, the breakers and every service over them.
+
+`build_services` opens these in order and closes them in reverse; `service.main` keeps the app, its routers, its
+middleware and the lifespan that puts what this builds on ``app.state``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from service import __version__
+from service.deps import Services
+from service.infra.cache import DiskCache
+from service.infra.threads import THREADS_AT_WORK, Admission, Limiters, run_blocking
+from service.services.answers import SlowAnswers
+from service.services.artifacts import ArtifactStore
+from service.services.cutout_products import CutoutProducts, RenderLimits
+from service.services.cutouts import CutoutService
+from service.services.dv import DvService
+from service.services.exomast_mirror import ExoMastMirror
+from service.services.jobs import JobRegistry
+from service.services.targets import TargetResolver
+from service.services.tce_products import TceProducts
+from service.services.tesscut_mirror import TesscutMirror
+from service.settings import Settings
+from service.upstream.catalogs import UPSTREAM as TIC_CATALOG
+from service.upstream.catalogs import TicCatalogClient
+from service.upstream.exomast import UPSTREAM as EXOMAST
+from service.upstream.exomast import ExoMastClient
+from service.upstream.resilience import CircuitBreaker, RetryPolicy, UpstreamGuard
+from service.upstream.tesscut import UPSTREAM as TESSCUT
+from service.upstream.tesscut import TesscutClient
+
+log = logging.getLogger(__name__)
+# How long shutdown waits for worker threads whose callers were cancelled before it closes the cache.
+SHUTDOWN_DRAIN_S = 5.0
+MIB = 1024 * 1024
+
+
+@asynccontextmanager
+async def build_services(
+    settings: Settings,
+    *,
+    breaker_clock: Callable[[], float] = time.monotonic,
+    cache_clock: Callable[[], float] = time.time,
+) -> AsyncIterator[Services]:
+    """Open the cache and the HTTP clients, build every service over them, yield them, and close it all.
+
+    ``breaker_clock`` is the circuit breakers' clock, ``cache_clock`` the cache's (tests move them by hand). On
+    exit the jobs are cancelled and their worker threads given `SHUTDOWN_DRAIN_S` to finish before the cache closes under them.
+    """
+    limiters = Limiters.create(
+        cpu_threads=settings.cpu_threads, io_threads=settings.io_threads, render_threads=settings.render_threads
+    )
+    cache = _disk_cache(settings, cache_clock)
+    try:
+        guards = _Guards.create(settings, breaker_clock)
+        async with _http_client(settings) as exomast_http, _http_client(settings) as mast_http:
+            upstreams = _Upstreams(
+                exomast=ExoMastClient(
+                    exomast_http,
+                    settings.exomast_url,
+                    limiters,
+                    guards.exomast,
+                    max_body_bytes=settings.upstream_max_body_mb * MIB,
+                    total_timeout_s=settings.upstream_total_timeout_s,
+                ),
+                catalog=TicCatalogClient(
+                    mast_http,
+                    settings.mast_url,
+                    guards.catalog,
+                    max_body_bytes=settings.upstream_max_body_mb * MIB,
+                    total_timeout_s=settings.upstream_total_timeout_s,
+                ),
+                tesscut=_tesscut_client(settings, guards.tesscut),
+                breakers=guards.breakers,
+            )
+            services = _services(settings, upstreams, limiters, cache)
+            await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)
+            await run_blocking(cache.sweep, limiter=limiters.io)  # leftovers of a killed process
+            try:
+                yield services
+            finally:
+                upstreams.tesscut.close()
+                await services.jobs.shutdown()
+                # Cancelled jobs' threads (a cache write, a decode) run on: the cache must outlive them.
+                if not await THREADS_AT_WORK.drain(timeout_s=SHUTDOWN_DRAIN_S):
+                    log.warning("%d worker threads still running at shutdown", THREADS_AT_WORK.running)
+    finally:
+        cache.close()
+
+
+@dataclass(frozen=True)
+class _Guards:
+    """Each upstream's retry policy and circuit breaker (per app instance, so tests stay independent)."""
+
+    exomast: UpstreamGuard
+    catalog: UpstreamGuard
+    tesscut: UpstreamGuard
+
+    @classmethod
+    def create(cls, settings: Settings, clock: Callable[[], float]) -> _Guards:
+        json_policy = RetryPolicy(
+            settings.upstream_max_attempts, settings.upstream_backoff_s, settings.upstream_deadline_s
+        )
+        tesscut_policy = RetryPolicy(
+            settings.tesscut_max_attempts, settings.tesscut_backoff_s, settings.tesscut_deadline_s
+        )
+
+        def guard(upstream: str, policy: RetryPolicy) -> UpstreamGuard:
+            breaker = CircuitBreaker(
+                upstream,
+                failure_threshold=settings.breaker_failure_threshold,
+                reset_s=settings.breaker_reset_s,
+                clock=clock,
+            )
+            return UpstreamGuard(breaker, policy)
+
+        return cls(guard(EXOMAST, json_policy), guard(TIC_CATALOG, json_policy), guard(TESSCUT, tesscut_policy))
+
+    @property
+    def breakers(self) -> tuple[CircuitBreaker, ...]:
+        return (self.exomast.breaker, self.catalog.breaker, self.tesscut.breaker)
+
+
+@dataclass(frozen=True)
+class _Upstreams:
+    """The clients of MAST's three upstreams, and their breakers (for readiness and metrics)."""
+
+    exomast: ExoMastClient
+    catalog: TicCatalogClient
+    tesscut: TesscutClient
+    breakers: tuple[CircuitBreaker, ...]
+
+
+def _disk_cache(settings: Settings, clock: Callable[[], float]) -> DiskCache:
+    return DiskCache(
+        settings.cache_dir,
+        size_limit_bytes=settings.cache_size_limit_mb * MIB,
+        keep_stale_s=settings.stale_if_error_s,
+        write_pause_s=settings.cache_write_pause_s,
+        memory_max_bytes=settings.hot_cache_mb * MIB if settings.hot_entry_max_kb else 0,
+        memory_entry_max_bytes=settings.hot_entry_max_kb * 1024,
+        clock=clock,
+    )
+
+
+def _http_client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            settings.upstream_read_timeout_s,
+            connect=settings.upstream_connect_timeout_s,
+            pool=settings.upstream_pool_timeout_s,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+        ),
+        headers={"User-Agent": f"tess-service/{__version__}"},
+        follow_redirects=True,
+    )
+
+
+def _tesscut_client(settings: Settings, guard: UpstreamGuard) -> TesscutClient:
+    return TesscutClient(
+        settings.mast_url,
+        guard,
+        max_in_flight=settings.tesscut_max_in_flight,
+        starts_per_s=settings.tesscut_starts_per_s,
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        read_timeout_s=settings.tesscut_read_timeout_s,
+    )
+
+
+def _services(settings: Settings, upstreams: _Upstreams, limiters: Limiters, cache: DiskCache) -> Services:
+    """Build every service over the cache and the upstream clients, each once for the app's life."""
+    store = ArtifactStore(cache, limiters, keep_values=cache.memory.max_bytes > 0)
+    jobs = JobRegistry(keep_s=settings.job_keep_s)
+    dv = DvService(
+        store, upstreams.exomast, limiters, ttl_tce_list_s=settings.ttl_tce_list_s, ttl_dv_s=settings.ttl_dv_s
+    )
+    # Cutout work runs in TESScut's in-flight slots; a retry comes back when a slot may be free.
+    cutout_pool = Admission(
+        "cutout", running=settings.tesscut_max_in_flight, waiting=settings.cutout_queue_max, retry_after_s=10
+    )
+    answers = SlowAnswers(jobs, default_wait_s=settings.job_wait_default_s)
+    cutouts = CutoutService(
+        store,
+        cache,
+        upstreams.tesscut,
+        jobs,
+        limiters,
+        pool=cutout_pool,
+        ttl_sectors_s=settings.ttl_sectors_s,
+        ttl_cutout_s=settings.ttl_cutout_s,
+        answers=answers,
+    )
+    render_pool = Admission(
+        "render", running=settings.render_threads, waiting=settings.render_queue_max, retry_after_s=2
+    )
+    cutout_products = CutoutProducts(
+        store,
+        cache,
+        cutouts,
+        jobs,
+        answers,
+        limiters,
+        pool=render_pool,
+        ttl_s=settings.ttl_cutout_s,
+        limits=RenderLimits(settings.movie_max_frames, settings.movie_max_output_mb * MIB),
+    )
+    # The TESScut mirror holds a request at most just under astroquery's default 600-s timeout: past it the
+    # client has gone (the job goes on).
+    mirror_wait_s = min(settings.tesscut_deadline_s, settings.tesscut_mirror_wait_s)
+    return Services(
+        settings=settings,
+        limiters=limiters,
+        cache=cache,
+        breakers=upstreams.breakers,
+        dv=dv,
+        targets=TargetResolver(store, dv, upstreams.catalog, ttl_s=settings.ttl_sectors_s),
+        cutouts=cutouts,
+        jobs=jobs,
+        answers=answers,
+        tce_products=TceProducts(store, dv, limiters, render_pool=render_pool, ttl_s=settings.ttl_dv_s),
+        cutout_products=cutout_products,
+        exomast_mirror=ExoMastMirror(dv, limiters),
+        tesscut_mirror=TesscutMirror(cutouts, wait_s=mirror_wait_s),
+    )
