@@ -53,7 +53,8 @@ async def build_services(
     """Open the cache and the HTTP clients, build every service over them, yield them, and close it all.
 
     ``breaker_clock`` is the circuit breakers' clock, ``cache_clock`` the cache's (tests move them by hand). On
-    exit the jobs are cancelled and their worker threads given `SHUTDOWN_DRAIN_S` to finish before the cache closes under them.
+    exit the jobs are cancelled and their worker threads given `SHUTDOWN_DRAIN_S` to finish before the cache
+    closes under them.
     """
     limiters = Limiters.create(
         cpu_threads=settings.cpu_threads, io_threads=settings.io_threads, render_threads=settings.render_threads
