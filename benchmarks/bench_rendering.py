@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._harness import p, service_process, warm_latencies_ms  # noqa: E402
 from service.rendering.movies import MP4_AVAILABLE, MovieStyle, render_movie, robust_limits  # noqa: E402
-from service.rendering.plots import render_lightcurve_png  # noqa: E402
+from service.rendering.plots import PlotSeries, PlotView, render_lightcurve_png  # noqa: E402
 from service.tpf import target_pixel  # noqa: E402
 from service.upstream.exomast import parse_dv_table  # noqa: E402
 from tests.fake_mast import FakeMast  # noqa: E402
@@ -182,13 +182,9 @@ def lightcurve_ms(columns: dict[str, np.ndarray], x: str, repeats: int = 5, **kw
     for _ in range(repeats):
         start = time.perf_counter()
         render_lightcurve_png(
-            columns["TIME"],
-            columns["PHASE"],
-            columns["LC_DETREND"],
-            columns["MODEL_INIT"],
-            x=x,
+            PlotSeries(columns["TIME"], columns["PHASE"], columns["LC_DETREND"], columns["MODEL_INIT"]),
+            PlotView(x=x, **kwargs),
             title=f"Detrended Lightcurve (TIC {TIC_ID} - {TCE})",
-            **kwargs,
         )
         timings.append((time.perf_counter() - start) * 1000)
     return timings

@@ -1,8 +1,9 @@
 """DV light curves as JSON, CSV or FITS."""
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
 from service.api.answers import respond
@@ -15,7 +16,14 @@ from service.errors import InvalidRequest
 from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE, FITS_MEDIA_TYPE, JSON_MEDIA_TYPE
 from service.schemas import LightCurve
 from service.services.answers import CachePolicy, Served
-from service.services.lightcurves import LIGHTCURVE, LIGHTCURVE_PLOT, LightCurveParams, LightCurvePlot
+from service.services.lightcurves import (
+    LIGHTCURVE,
+    LIGHTCURVE_PLOT,
+    LightCurveParams,
+    LightCurvePlot,
+    PlotSize,
+    PlotView,
+)
 
 router = APIRouter(tags=["Data Validation"])
 
@@ -35,33 +43,16 @@ def _parse_columns(columns: str | None) -> tuple[str, ...] | None:
     return names
 
 
-@router.get(
-    "/tic/{tic_id}/tces/{tce_id}/lightcurve",
-    response_model=LightCurve,
-    summary="Get a TCE's DV light curve",
-    description="The Data Validation time series of a TCE (TIME, PHASE, LC_INIT, LC_DETREND, MODEL_INIT, ...). "
-    "Column-oriented JSON (missing values are null), CSV, or a FITS binary table carrying units and the DV "
-    "header keywords — chosen by `?format=` or else the `Accept` header. `columns=` picks columns; "
-    "`start=`/`end=` (BTJD) pick rows.",
-    responses={
-        200: {
-            "description": "The light curve in the negotiated format.",
-            "content": {
-                CSV_MEDIA_TYPE: {
-                    "schema": {"type": "string"},
-                    "example": "TIME,LC_DETREND\n1334.0011,0.00312\n1334.0025,\n",
-                },
-                FITS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
-            },
-        },
-        **problem_responses(404, 406, 409, 422, *UPSTREAM_PROBLEMS),
-    },
-)
-async def get_lightcurve(
-    request: Request,
-    tic_id: TicIdDep,
-    tce_id: TceIdPath,
-    services: ServicesDep,
+@dataclass(frozen=True)
+class TableAsk:
+    """A light-curve table request: what shapes the table, and whether the answer varies with ``Accept``."""
+
+    params: LightCurveParams
+    vary: str | None
+
+
+# Dependencies are `async def`: FastAPI would run a plain `def` in a worker thread, a hop per request.
+async def table_ask(
     format: Annotated[
         Literal["json", "csv", "fits"] | None,
         Query(
@@ -97,15 +88,46 @@ async def get_lightcurve(
         ),
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Response:
-    """Serve one TCE's DV light curve."""
+) -> TableAsk:
+    """Return the table request: the window checked, the format negotiated, the columns parsed."""
     check_window(start, end)
     chosen = negotiate(format, accept, FORMATS)
     params = LightCurveParams(chosen, _parse_columns(columns), start, end)  # type: ignore[arg-type]
-    found = await services.tce_products.answer(LIGHTCURVE, tic_id, tce_id, params)
-    return respond(
-        request, Served(found, CachePolicy(vary=None if format is not None else "Accept")), services.limiters
-    )
+    return TableAsk(params, vary=None if format is not None else "Accept")
+
+
+@router.get(
+    "/tic/{tic_id}/tces/{tce_id}/lightcurve",
+    response_model=LightCurve,
+    summary="Get a TCE's DV light curve",
+    description="The Data Validation time series of a TCE (TIME, PHASE, LC_INIT, LC_DETREND, MODEL_INIT, ...). "
+    "Column-oriented JSON (missing values are null), CSV, or a FITS binary table carrying units and the DV "
+    "header keywords — chosen by `?format=` or else the `Accept` header. `columns=` picks columns; "
+    "`start=`/`end=` (BTJD) pick rows.",
+    responses={
+        200: {
+            "description": "The light curve in the negotiated format.",
+            "content": {
+                CSV_MEDIA_TYPE: {
+                    "schema": {"type": "string"},
+                    "example": "TIME,LC_DETREND\n1334.0011,0.00312\n1334.0025,\n",
+                },
+                FITS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **problem_responses(404, 406, 409, 422, *UPSTREAM_PROBLEMS),
+    },
+)
+async def get_lightcurve(
+    request: Request,
+    tic_id: TicIdDep,
+    tce_id: TceIdPath,
+    services: ServicesDep,
+    ask: Annotated[TableAsk, Depends(table_ask)],
+) -> Response:
+    """Serve one TCE's DV light curve."""
+    found = await services.tce_products.answer(LIGHTCURVE, tic_id, tce_id, ask.params)
+    return respond(request, Served(found, CachePolicy(vary=ask.vary)), services.limiters)
 
 
 def _parse_highlight(highlight: str | None) -> tuple[float, float] | None:
@@ -120,23 +142,7 @@ def _parse_highlight(highlight: str | None) -> tuple[float, float] | None:
     return first, second
 
 
-@router.get(
-    "/tic/{tic_id}/tces/{tce_id}/lightcurve.png",
-    summary="Plot a TCE's DV light curve",
-    description="The detrended light curve against phase (default, with the transit model over it) or against "
-    "time (BTJD; gaps shown as gaps), as a PNG. `start`/`end` zoom to a time window; `highlight=start,end` "
-    "shades one. Rendered once, then served from the cache.",
-    response_class=Response,
-    responses={
-        200: {"description": "The plot.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
-        **problem_responses(404, 409, 422, *UPSTREAM_PROBLEMS),
-    },
-)
-async def get_lightcurve_png(
-    request: Request,
-    tic_id: TicIdDep,
-    tce_id: TceIdPath,
-    services: ServicesDep,
+async def plot_view(
     x: Annotated[
         Literal["phase", "time"],
         described(
@@ -169,6 +175,13 @@ async def get_lightcurve_png(
             pattern=HIGHLIGHT_PATTERN,
         ),
     ] = None,
+) -> PlotView:
+    """Return what the plot shows, refusing a window that runs backwards or a malformed highlight."""
+    check_window(start, end)
+    return PlotView(x, start, end, _parse_highlight(highlight))
+
+
+async def plot_size(
     width: Annotated[
         int,
         described("Width in pixels.", ("w", "1000 px", 1000), ge=200, le=3000),
@@ -181,9 +194,37 @@ async def get_lightcurve_png(
         int,
         described("Dots per inch (text size).", ("d", "100", 100), ge=50, le=300),
     ] = 100,
+) -> PlotSize:
+    """Return the plot's size."""
+    return PlotSize(width, height, dpi)
+
+
+async def lightcurve_plot(
+    view: Annotated[PlotView, Depends(plot_view)], size: Annotated[PlotSize, Depends(plot_size)]
+) -> LightCurvePlot:
+    """Return the plot request: what it shows and its size."""
+    return LightCurvePlot(view, size)
+
+
+@router.get(
+    "/tic/{tic_id}/tces/{tce_id}/lightcurve.png",
+    summary="Plot a TCE's DV light curve",
+    description="The detrended light curve against phase (default, with the transit model over it) or against "
+    "time (BTJD; gaps shown as gaps), as a PNG. `start`/`end` zoom to a time window; `highlight=start,end` "
+    "shades one. Rendered once, then served from the cache.",
+    response_class=Response,
+    responses={
+        200: {"description": "The plot.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(404, 409, 422, *UPSTREAM_PROBLEMS),
+    },
+)
+async def get_lightcurve_png(
+    request: Request,
+    tic_id: TicIdDep,
+    tce_id: TceIdPath,
+    services: ServicesDep,
+    plot: Annotated[LightCurvePlot, Depends(lightcurve_plot)],
 ) -> Response:
     """Serve a plot of a TCE's DV light curve."""
-    check_window(start, end)
-    plot = LightCurvePlot(x, start, end, _parse_highlight(highlight), width, height, dpi)
     found = await services.tce_products.answer(LIGHTCURVE_PLOT, tic_id, tce_id, plot)
     return respond(request, found, services.limiters)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -34,47 +35,93 @@ _Y_LOW_PCT, _Y_HIGH_PCT = 0.1, 99.9
 _FloatArray = npt.NDArray[np.float64]
 
 
+@dataclass(frozen=True)
+class PlotSeries:
+    """The columns a plot draws, one value per cadence: TIME (BTJD), PHASE (days), detrended flux, the model."""
+
+    time_btjd: npt.ArrayLike
+    phase_days: npt.ArrayLike
+    flux: npt.ArrayLike
+    model: npt.ArrayLike | None = None
+
+
+@dataclass(frozen=True)
+class PlotView:
+    """What the plot shows: its horizontal axis, the rows of a BTJD window, a BTJD window to highlight."""
+
+    x: Literal["phase", "time"] = "phase"
+    start_btjd: float | None = None
+    end_btjd: float | None = None
+    highlight_btjd: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class PlotSize:
+    """The PNG's size in pixels and its resolution (which sets the text size)."""
+
+    width_px: int = 1000
+    height_px: int = 500
+    dpi: int = 100
+
+
+@dataclass(frozen=True)
+class _Rows:
+    time: _FloatArray
+    phase_hours: _FloatArray
+    values: _FloatArray
+    curve: _FloatArray
+
+
+_POINT_STYLE: dict[str, Any] = {"linestyle": "none", "marker": "o", "markersize": 1.2, "markeredgewidth": 0}
+
+
 def render_lightcurve_png(
-    time_btjd: npt.ArrayLike,
-    phase_days: npt.ArrayLike,
-    flux: npt.ArrayLike,
-    model: npt.ArrayLike | None,
-    *,
-    x: Literal["phase", "time"] = "phase",
-    start_btjd: float | None = None,
-    end_btjd: float | None = None,
-    highlight_btjd: tuple[float, float] | None = None,
-    width_px: int = 1000,
-    height_px: int = 500,
-    dpi: int = 100,
-    title: str,
+    series: PlotSeries, view: PlotView = PlotView(), size: PlotSize = PlotSize(), *, title: str
 ) -> tuple[bytes, str]:
     """Plot detrended flux (points) and the transit model (line) against phase in hours or time in BTJD; PNG.
 
-    ``start_btjd``/``end_btjd`` keep the rows whose TIME is in that window (in both modes). ``highlight_btjd`` shades
-    that window in time mode, and colours the points whose TIME falls in it in phase mode. Gaps longer than five
-    median cadences stay empty in time mode. ``model`` may be None. The PNG bytes are deterministic.
+    ``view.start_btjd``/``end_btjd`` keep the rows whose TIME is in that window (in both modes). ``highlight_btjd``
+    shades that window in time mode, and colours the points whose TIME falls in it in phase mode. Gaps longer than
+    five median cadences stay empty in time mode. ``series.model`` may be None. The PNG bytes are deterministic.
     """
-    if x not in ("phase", "time"):
-        raise ValueError(f"Unknown x axis {x!r}; choose phase or time.")
-    if width_px < 100 or height_px < 100 or dpi < 10:
+    if view.x not in ("phase", "time"):
+        raise ValueError(f"Unknown x axis {view.x!r}; choose phase or time.")
+    if size.width_px < 100 or size.height_px < 100 or size.dpi < 10:
         raise ValueError("The plot must be at least 100×100 px at 10 dpi.")
-    time = np.asarray(time_btjd, dtype=float).reshape(-1)
-    phase_hours = np.asarray(phase_days, dtype=float).reshape(-1) * 24.0
-    values = np.asarray(flux, dtype=float).reshape(-1)
+    rows = _select_rows(series, view)
+    canvas, axes = _blank_plot(size, title)
+    if view.x == "phase":
+        _draw_against_phase(axes, rows, view.highlight_btjd)
+    else:
+        rows = _draw_against_time(axes, rows, view)
+    _set_ylim(axes, rows.values, rows.curve)
+    if np.isfinite(rows.curve).any() or view.highlight_btjd is not None:
+        axes.legend(loc="lower right", fontsize=8, markerscale=3, frameon=False)
+    return _encode_png(canvas), PNG_MEDIA_TYPE
+
+
+def _select_rows(series: PlotSeries, view: PlotView) -> _Rows:
+    """Return the series as flat float arrays, phase in hours, keeping the rows inside the view's window."""
+    time = np.asarray(series.time_btjd, dtype=float).reshape(-1)
+    phase_hours = np.asarray(series.phase_days, dtype=float).reshape(-1) * 24.0
+    values = np.asarray(series.flux, dtype=float).reshape(-1)
+    model = series.model
     curve = np.full_like(values, np.nan) if model is None else np.asarray(model, dtype=float).reshape(-1)
     if not time.size == phase_hours.size == values.size == curve.size:
         raise ValueError("TIME, PHASE, flux and model must have the same length.")
-
     keep = np.ones(time.size, dtype=bool)
     with np.errstate(invalid="ignore"):
-        if start_btjd is not None:
-            keep &= time >= start_btjd
-        if end_btjd is not None:
-            keep &= time <= end_btjd
-    time, phase_hours, values, curve = time[keep], phase_hours[keep], values[keep], curve[keep]
+        if view.start_btjd is not None:
+            keep &= time >= view.start_btjd
+        if view.end_btjd is not None:
+            keep &= time <= view.end_btjd
+    return _Rows(time[keep], phase_hours[keep], values[keep], curve[keep])
 
-    figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+
+def _blank_plot(size: PlotSize, title: str) -> tuple[FigureCanvasAgg, Axes]:
+    """Return a canvas and its one set of axes, with the fixed pixel margins, the title and the flux label."""
+    width_px, height_px = size.width_px, size.height_px
+    figure = Figure(figsize=(width_px / size.dpi, height_px / size.dpi), dpi=size.dpi)
     canvas = FigureCanvasAgg(figure)
     figure.subplots_adjust(
         left=_LEFT_PX / width_px,
@@ -86,43 +133,53 @@ def render_lightcurve_png(
     # A figure text, not axes.set_title: the axes title repositions itself around tick labels, a costly layout pass.
     figure.text(0.5, 1 - 8 / height_px, title, ha="center", va="top", fontsize=11)
     axes.set_ylabel("Relative flux (detrended)")
-    point_style: dict[str, Any] = {"linestyle": "none", "marker": "o", "markersize": 1.2, "markeredgewidth": 0}
-    window_label = f"BTJD {highlight_btjd[0]:.2f}–{highlight_btjd[1]:.2f}" if highlight_btjd is not None else None
+    return canvas, axes
 
-    if x == "phase":
-        order = np.argsort(phase_hours, kind="stable")
-        axes.plot(phase_hours[order], values[order], color=POINT_COLOR, **point_style)
-        if highlight_btjd is not None:
-            with np.errstate(invalid="ignore"):
-                inside = (time >= highlight_btjd[0]) & (time <= highlight_btjd[1])
-            axes.plot(
-                phase_hours[inside],
-                values[inside],
-                color=HIGHLIGHT_COLOR,
-                label=window_label,
-                **{**point_style, "markersize": 2.5},
-            )
-        axes.plot(phase_hours[order], curve[order], color=MODEL_COLOR, linewidth=1.2, label="Transit model")
-        axes.set_xlabel("Phase (hours)")
-        _set_xlim(axes, phase_hours)
+
+def _window_label(highlight_btjd: tuple[float, float] | None) -> str | None:
+    return f"BTJD {highlight_btjd[0]:.2f}–{highlight_btjd[1]:.2f}" if highlight_btjd is not None else None
+
+
+def _draw_against_phase(axes: Axes, rows: _Rows, highlight_btjd: tuple[float, float] | None) -> None:
+    order = np.argsort(rows.phase_hours, kind="stable")
+    axes.plot(rows.phase_hours[order], rows.values[order], color=POINT_COLOR, **_POINT_STYLE)
+    if highlight_btjd is not None:
+        with np.errstate(invalid="ignore"):
+            inside = (rows.time >= highlight_btjd[0]) & (rows.time <= highlight_btjd[1])
+        axes.plot(
+            rows.phase_hours[inside],
+            rows.values[inside],
+            color=HIGHLIGHT_COLOR,
+            label=_window_label(highlight_btjd),
+            **{**_POINT_STYLE, "markersize": 2.5},
+        )
+    axes.plot(rows.phase_hours[order], rows.curve[order], color=MODEL_COLOR, linewidth=1.2, label="Transit model")
+    axes.set_xlabel("Phase (hours)")
+    _set_xlim(axes, rows.phase_hours)
+
+
+def _draw_against_time(axes: Axes, rows: _Rows, view: PlotView) -> _Rows:
+    """Draw the rows in time order, the model broken at gaps; return the rows in that order."""
+    order = np.argsort(rows.time, kind="stable")
+    time, values, curve = rows.time[order], rows.values[order], rows.curve[order]
+    if view.highlight_btjd is not None:
+        axes.axvspan(
+            *view.highlight_btjd,
+            color=HIGHLIGHT_SHADE,
+            alpha=0.5,
+            linewidth=0,
+            zorder=0,
+            label=_window_label(view.highlight_btjd),
+        )
+    axes.plot(time, values, color=POINT_COLOR, **_POINT_STYLE)
+    gapped_time, gapped_curve = _break_at_gaps(time, curve)
+    axes.plot(gapped_time, gapped_curve, color=MODEL_COLOR, linewidth=1.0, label="Transit model")
+    axes.set_xlabel("Time (BTJD = BJD - 2457000, days)")
+    if view.start_btjd is not None and view.end_btjd is not None:
+        axes.set_xlim(view.start_btjd, view.end_btjd)
     else:
-        order = np.argsort(time, kind="stable")
-        time, values, curve = time[order], values[order], curve[order]
-        if highlight_btjd is not None:
-            axes.axvspan(*highlight_btjd, color=HIGHLIGHT_SHADE, alpha=0.5, linewidth=0, zorder=0, label=window_label)
-        axes.plot(time, values, color=POINT_COLOR, **point_style)
-        gapped_time, gapped_curve = _break_at_gaps(time, curve)
-        axes.plot(gapped_time, gapped_curve, color=MODEL_COLOR, linewidth=1.0, label="Transit model")
-        axes.set_xlabel("Time (BTJD = BJD - 2457000, days)")
-        if start_btjd is not None and end_btjd is not None:
-            axes.set_xlim(start_btjd, end_btjd)
-        else:
-            _set_xlim(axes, time)
-
-    _set_ylim(axes, values, curve)
-    if np.isfinite(curve).any() or highlight_btjd is not None:
-        axes.legend(loc="lower right", fontsize=8, markerscale=3, frameon=False)
-    return _encode_png(canvas), PNG_MEDIA_TYPE
+        _set_xlim(axes, time)
+    return _Rows(time, rows.phase_hours[order], values, curve)
 
 
 def _encode_png(canvas: FigureCanvasAgg) -> bytes:

@@ -8,7 +8,11 @@ from typing import Literal
 from service.errors import BadUpstreamResponse, InvalidRequest
 from service.rendering import lightcurve_tables, plots
 from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE, FITS_MEDIA_TYPE, JSON_MEDIA_TYPE
-from service.rendering.plots import render_lightcurve_png
+from service.rendering.plots import PlotSeries, render_lightcurve_png
+
+# What a plot shows and its size are this product's inputs, so the routes take them from here.
+from service.rendering.plots import PlotSize as PlotSize
+from service.rendering.plots import PlotView as PlotView
 from service.schemas import LightCurve
 from service.services.dv import select_lightcurve
 from service.services.identity import Product
@@ -36,15 +40,10 @@ class LightCurveParams:
 
 @dataclass(frozen=True)
 class LightCurvePlot:
-    """Everything that shapes a light-curve PNG."""
+    """Everything that shapes a light-curve PNG: what it shows and its size."""
 
-    x: Literal["phase", "time"]
-    start_btjd: float | None
-    end_btjd: float | None
-    highlight_btjd: tuple[float, float] | None
-    width_px: int
-    height_px: int
-    dpi: int
+    view: PlotView
+    size: PlotSize
 
 
 def _resolve_columns(table: DvTable, requested: tuple[str, ...] | None) -> list[str] | None:
@@ -93,20 +92,9 @@ def make_plot(data: TceData, plot: LightCurvePlot) -> Made:
             f"ExoMAST's DV light curve lacks {', '.join(missing)}, so it cannot be plotted.", upstream="ExoMAST"
         )
     columns = data.table.columns
-    payload, media_type = render_lightcurve_png(
-        columns["TIME"],
-        columns["PHASE"],
-        columns["LC_DETREND"],
-        columns["MODEL_INIT"],
-        x=plot.x,
-        start_btjd=plot.start_btjd,
-        end_btjd=plot.end_btjd,
-        highlight_btjd=plot.highlight_btjd,
-        width_px=plot.width_px,
-        height_px=plot.height_px,
-        dpi=plot.dpi,
-        title=f"Detrended Lightcurve (TIC {data.tic_id} - {data.ref.id})",
-    )
+    series = PlotSeries(columns["TIME"], columns["PHASE"], columns["LC_DETREND"], columns["MODEL_INIT"])
+    title = f"Detrended Lightcurve (TIC {data.tic_id} - {data.ref.id})"
+    payload, media_type = render_lightcurve_png(series, plot.view, plot.size, title=title)
     return Made(payload, media_type)
 
 

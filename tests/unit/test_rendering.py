@@ -17,7 +17,14 @@ from service.rendering.movies import (
     render_movie,
     robust_limits,
 )
-from service.rendering.plots import HIGHLIGHT_COLOR, POINT_COLOR, render_lightcurve_png
+from service.rendering.plots import (
+    HIGHLIGHT_COLOR,
+    POINT_COLOR,
+    PlotSeries,
+    PlotSize,
+    PlotView,
+    render_lightcurve_png,
+)
 
 N_FRAMES = 48
 SIZE = 50
@@ -341,7 +348,9 @@ def near(rgb, color, tolerance=40):
 
 def test_phase_plot_has_its_size_and_the_dip_at_phase_zero():
     time, phase, flux, model = synthetic_lightcurve()
-    payload, media_type = render_lightcurve_png(time, phase, flux, model, title="Detrended Lightcurve (TIC 1)")
+    payload, media_type = render_lightcurve_png(
+        PlotSeries(time, phase, flux, model), title="Detrended Lightcurve (TIC 1)"
+    )
     assert media_type == "image/png"
     rgb = decode_png(payload)
     assert rgb.shape == (500, 1000, 3)
@@ -363,7 +372,9 @@ def test_time_plot_leaves_gaps_empty_and_shades_the_highlight():
     gap = (1338.0, 1341.0)
     time, phase, flux, model = synthetic_lightcurve(gap_btjd=gap)
     payload, _ = render_lightcurve_png(
-        time, phase, flux, model, x="time", highlight_btjd=(1346.0, 1347.0), title="Detrended Lightcurve (TIC 1)"
+        PlotSeries(time, phase, flux, model),
+        PlotView(x="time", highlight_btjd=(1346.0, 1347.0)),
+        title="Detrended Lightcurve (TIC 1)",
     )
     rgb = decode_png(payload)
     x0, y0, x1, y1 = axes_interior(rgb)
@@ -385,18 +396,27 @@ def test_time_plot_leaves_gaps_empty_and_shades_the_highlight():
 
 def test_phase_plot_colours_the_highlighted_window():
     time, phase, flux, model = synthetic_lightcurve()
-    plain = decode_png(render_lightcurve_png(time, phase, flux, model, title="t")[0])
-    marked = decode_png(render_lightcurve_png(time, phase, flux, model, highlight_btjd=(1334.4, 1334.5), title="t")[0])
+    plain = decode_png(render_lightcurve_png(PlotSeries(time, phase, flux, model), title="t")[0])
+    marked = decode_png(
+        render_lightcurve_png(
+            PlotSeries(time, phase, flux, model), PlotView(highlight_btjd=(1334.4, 1334.5)), title="t"
+        )[0]
+    )
     assert near(plain, HIGHLIGHT_COLOR).sum() == 0
     assert near(marked, HIGHLIGHT_COLOR).sum() > 50
 
 
 def test_start_end_select_rows_and_bytes_are_deterministic():
     time, phase, flux, model = synthetic_lightcurve()
-    whole = render_lightcurve_png(time, phase, flux, model, x="time", title="t")[0]
-    again = render_lightcurve_png(time, phase, flux, model, x="time", title="t")[0]
-    window = render_lightcurve_png(time, phase, flux, model, x="time", start_btjd=1334.0, end_btjd=1335.0, title="t")
+    series = PlotSeries(time, phase, flux, model)
+    whole = render_lightcurve_png(series, PlotView(x="time"), title="t")[0]
+    again = render_lightcurve_png(series, PlotView(x="time"), title="t")[0]
+    window = render_lightcurve_png(series, PlotView(x="time", start_btjd=1334.0, end_btjd=1335.0), title="t")
     assert whole == again
     assert window[0] != whole
-    custom = decode_png(render_lightcurve_png(time, phase, flux, None, width_px=640, height_px=320, title="t")[0])
+    custom = decode_png(
+        render_lightcurve_png(
+            PlotSeries(time, phase, flux, None), size=PlotSize(width_px=640, height_px=320), title="t"
+        )[0]
+    )
     assert custom.shape == (320, 640, 3)
