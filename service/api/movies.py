@@ -16,7 +16,6 @@ from service.api.params import (
     CutoutArgsDep,
     PositionDep,
     PositionOverrideDep,
-    Window,
     WindowDep,
     described,
 )
@@ -137,6 +136,31 @@ FrameStyleDep = Annotated[MovieStyle, Depends(frame_style)]
 MovieStyleDep = Annotated[MovieStyle, Depends(movie_style)]
 
 
+async def movie_params(window: WindowDep, style: MovieStyleDep, format: MovieFormatParam = "gif") -> MovieParams:
+    """Return what shapes a movie: its window, its style and its format."""
+    return MovieParams(window.start_btjd, window.end_btjd, style, format)
+
+
+MovieParamsDep = Annotated[MovieParams, Depends(movie_params)]
+
+Time = Annotated[
+    float,
+    described(
+        "BTJD; the frame nearest to it is drawn.",
+        ("dip", "Mid-dip", 1334.45),
+        **BTJD_RANGE,
+    ),
+]
+
+
+async def frame_params(time: Time, style: FrameStyleDep) -> MovieParams:
+    """Return what shapes a frame: a movie one instant long, as PNG."""
+    return MovieParams(time + 0.0, time + 0.0, style, "png")
+
+
+FrameParamsDep = Annotated[MovieParams, Depends(frame_params)]
+
+
 async def _serve(
     request: Request,
     services: Services,
@@ -162,10 +186,6 @@ async def _serve(
     return respond(request, answer, services.limiters)
 
 
-def _movie(window: Window, style: MovieStyle, fmt: Literal["gif", "mp4", "png"]) -> MovieParams:
-    return MovieParams(window.start_btjd, window.end_btjd, style, fmt)
-
-
 MOVIE_DESCRIPTION = (
     "An animated GIF (or MP4) of the cutout frames from the one nearest `start` to the one nearest `end`, "
     "inclusive, of the sector that covers the window (or `sector=`). Each frame shows its time (BTJD) and "
@@ -184,16 +204,13 @@ MOVIE_DESCRIPTION = (
 async def movie_of_tic(
     request: Request,
     tic_id: TicIdDep,
-    window: WindowDep,
+    params: MovieParamsDep,
     services: ServicesDep,
-    style: MovieStyleDep,
     cutout: CutoutArgsDep,
     position: PositionOverrideDep,
-    format: MovieFormatParam = "gif",
 ) -> Response:
     """Serve a movie of a TIC's cutout."""
     target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
-    params = _movie(window, style, format)
     return await _serve(request, services, MOVIE, target, cutout, params, tic_cutout_path(tic_id, position))
 
 
@@ -207,26 +224,14 @@ async def movie_of_tic(
 async def movie_at(
     request: Request,
     position: PositionDep,
-    window: WindowDep,
+    params: MovieParamsDep,
     services: ServicesDep,
-    style: MovieStyleDep,
     cutout: CutoutArgsDep,
-    format: MovieFormatParam = "gif",
 ) -> Response:
     """Serve a movie of the cutout at a position."""
     target = services.targets.at(position.ra_deg, position.dec_deg)
     cutout_path = f"/cutout?ra={position.ra_deg}&dec={position.dec_deg}"
-    return await _serve(request, services, MOVIE, target, cutout, _movie(window, style, format), cutout_path)
-
-
-Time = Annotated[
-    float,
-    described(
-        "BTJD; the frame nearest to it is drawn.",
-        ("dip", "Mid-dip", 1334.45),
-        **BTJD_RANGE,
-    ),
-]
+    return await _serve(request, services, MOVIE, target, cutout, params, cutout_path)
 
 
 @router.get(
@@ -239,13 +244,11 @@ Time = Annotated[
 async def frame_of_tic(
     request: Request,
     tic_id: TicIdDep,
-    time: Time,
+    params: FrameParamsDep,
     services: ServicesDep,
-    style: FrameStyleDep,
     cutout: CutoutArgsDep,
     position: PositionOverrideDep,
 ) -> Response:
     """Serve one frame of a TIC's cutout."""
     target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
-    params = _movie(Window(time + 0.0, time + 0.0), style, "png")
     return await _serve(request, services, FRAME, target, cutout, params, tic_cutout_path(tic_id, position))
