@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._harness import p, service_process, warm_latencies_ms  # noqa: E402
-from service.rendering.movies import MP4_AVAILABLE, MovieStyle, render_movie, robust_limits  # noqa: E402
+from service.rendering.movies import MP4_AVAILABLE, FrameStack, MovieStyle, render_movie, robust_limits  # noqa: E402
 from service.rendering.plots import PlotSeries, PlotView, render_lightcurve_png  # noqa: E402
 from service.tpf import target_pixel  # noqa: E402
 from service.upstream.exomast import parse_dv_table  # noqa: E402
@@ -137,10 +137,7 @@ def our_movie(cutout: Cutout, fmt: str = "gif") -> tuple[float, int, tuple[int, 
 
     start = time.perf_counter()
     payload, _ = render_movie(
-        cutout.flux,
-        cutout.time_btjd,
-        cutout.cadence,
-        cutout.quality,
+        FrameStack(cutout.flux, cutout.time_btjd, cutout.cadence, cutout.quality),
         cutout.target_xy,
         MovieStyle(),
         fmt=fmt,

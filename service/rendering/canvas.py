@@ -99,6 +99,21 @@ def _format_limit(value: float) -> str:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """The choices that shape a canvas beyond its frames.
+
+    ``scale`` is the nearest-neighbour upscale factor (None: the longer side becomes ~`DEFAULT_SIDE_PX`);
+    ``annotate`` adds the text line, target marker and quality flag; ``colorbar`` a bar labelled with the limits;
+    ``even`` rounds the size up to even numbers (H.264 needs them).
+    """
+
+    scale: int | None = None
+    annotate: bool = True
+    colorbar: bool = False
+    even: bool = False
+
+
+@dataclass(frozen=True)
 class Canvas:
     """Where everything goes on a frame, and everything that is the same on every frame, drawn once."""
 
@@ -120,23 +135,16 @@ class Canvas:
     @classmethod
     def build(
         cls,
-        ny: int,
-        nx: int,
+        frame_shape: tuple[int, ...],
         target_xy: tuple[float, float] | None,
         title: str | None,
         limits: tuple[float, float],
-        *,
-        scale: int | None,
-        annotate: bool,
-        colorbar: bool,
-        even: bool,
+        layout: Layout,
     ) -> Canvas:
-        """Lay out a canvas for (ny, nx) frames; ``even`` rounds its size up to even numbers (H.264 needs them).
-
-        ``scale`` is the nearest-neighbour upscale factor (None: the longer side becomes ~`DEFAULT_SIDE_PX`);
-        ``annotate`` adds the text line, target marker and quality flag; ``colorbar`` a bar labelled with ``limits``.
-        """
-        scale = scale or max(1, round(DEFAULT_SIDE_PX / max(ny, nx)))
+        """Lay out a canvas for frames of ``frame_shape`` (ny, nx), the colour bar (if any) labelled with ``limits``."""
+        ny, nx = frame_shape
+        annotate, colorbar = layout.annotate, layout.colorbar
+        scale = layout.scale or max(1, round(DEFAULT_SIDE_PX / max(ny, nx)))
         image_w, image_h = nx * scale, ny * scale
         if max(image_w, image_h) > MAX_SIDE_PX:
             raise ValueError(f"Frames of {image_w}×{image_h} px are too large; lower scale (at most {MAX_SIDE_PX} px).")
@@ -152,7 +160,7 @@ class Canvas:
         panel_w = 6 + bar_w + 4 + label_w + 4 if colorbar else 0
         x0, y0 = border, strip_h + border
         width, height = 2 * border + image_w + panel_w, strip_h + 2 * border + image_h
-        if even:
+        if layout.even:
             width, height = width + width % 2, height + height % 2
         template = np.full((height, width), BLACK_INDEX, dtype=np.uint8)
         texts: list[tuple[tuple[float, float], str, str]] = []  # drawn once here, not on every frame

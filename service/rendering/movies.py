@@ -18,7 +18,15 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from service.rendering.canvas import MAX_SIDE_PX, STRETCHES, Canvas, Stretch, robust_limits, to_palette_indices
+from service.rendering.canvas import (
+    MAX_SIDE_PX,
+    STRETCHES,
+    Canvas,
+    Layout,
+    Stretch,
+    robust_limits,
+    to_palette_indices,
+)
 from service.rendering.colormaps import ALLOWED_CMAPS, check_cmap, palette_rgb
 from service.rendering.encoders import (
     GIF_MEDIA_TYPE,
@@ -72,18 +80,25 @@ class MovieStyle:
             raise ValueError(f"vmax ({self.vmax}) must be greater than vmin ({self.vmin}).")
 
 
+@dataclass(frozen=True)
+class FrameStack:
+    """Frames (n, ny, nx) and, one per frame, their time (BTJD), cadence number and QUALITY flags."""
+
+    frames: npt.ArrayLike
+    times_btjd: npt.ArrayLike
+    cadences: npt.ArrayLike
+    quality: npt.ArrayLike
+
+
 def render_movie(
-    frames: npt.ArrayLike,
-    times_btjd: npt.ArrayLike,
-    cadences: npt.ArrayLike,
-    quality: npt.ArrayLike,
+    stack: FrameStack,
     target_xy: tuple[float, float] | None,
     style: MovieStyle,
     *,
     fmt: Literal["gif", "mp4"] = "gif",
     title: str | None = None,
 ) -> tuple[bytes, str]:
-    """Render frames (n, ny, nx) as a looping GIF or an H.264 mp4; return (bytes, media type).
+    """Render a stack of frames as a looping GIF or an H.264 mp4; return (bytes, media type).
 
     Each frame is annotated (when ``style.annotate``) with its time and cadence number ("frame i" where the cadence
     is 0, as TESScut writes it), a ring around the target, and a red border plus "Q=<flags>" where QUALITY is not 0.
@@ -93,16 +108,17 @@ def render_movie(
 
     Raises ValueError on inconsistent inputs, RuntimeError("mp4 needs imageio-ffmpeg") when mp4 cannot be written.
     """
-    cube = _as_cube(frames)
+    cube = _as_cube(stack.frames)
     n = cube.shape[0]
-    times, cadence_numbers, flags = _per_frame(times_btjd, n, float), _per_frame(cadences, n), _per_frame(quality, n)
+    times = _per_frame(stack.times_btjd, n, float)
+    cadence_numbers, flags = _per_frame(stack.cadences, n), _per_frame(stack.quality, n)
     if fmt not in ("gif", "mp4"):
         raise ValueError(f"Unknown movie format {fmt!r}; choose gif or mp4.")
     if fmt == "mp4" and not MP4_AVAILABLE:
         raise RuntimeError("mp4 needs imageio-ffmpeg")
     low, high = _limits(cube, style)
     indices = to_palette_indices(cube, low, high, style.stretch)
-    canvas = _canvas(cube.shape[1], cube.shape[2], style, target_xy, title, (low, high), even=fmt == "mp4")
+    canvas = Canvas.build(cube.shape[1:], target_xy, title, (low, high), _layout(style, even=fmt == "mp4"))
     palette = palette_rgb(style.cmap).tobytes()
     images = (
         canvas.draw(indices[i], _frame_label(i, float(times[i]), int(cadence_numbers[i])), int(flags[i]), palette)
@@ -129,7 +145,7 @@ def render_frame_png(
     cube = image[np.newaxis]
     low, high = _limits(cube, style)
     indices = to_palette_indices(cube, low, high, style.stretch)
-    canvas = _canvas(image.shape[0], image.shape[1], style, target_xy, title, (low, high), even=False)
+    canvas = Canvas.build(image.shape, target_xy, title, (low, high), _layout(style, even=False))
     drawn = canvas.draw(
         indices[0], _frame_label(0, float(time_btjd), int(cadence)), int(quality), palette_rgb(style.cmap).tobytes()
     )
@@ -163,27 +179,8 @@ def _limits(cube: npt.NDArray[np.floating[Any]], style: MovieStyle) -> tuple[flo
     return low, high
 
 
-def _canvas(
-    ny: int,
-    nx: int,
-    style: MovieStyle,
-    target_xy: tuple[float, float] | None,
-    title: str | None,
-    limits: tuple[float, float],
-    *,
-    even: bool,
-) -> Canvas:
-    return Canvas.build(
-        ny,
-        nx,
-        target_xy,
-        title,
-        limits,
-        scale=style.scale,
-        annotate=style.annotate,
-        colorbar=style.colorbar,
-        even=even,
-    )
+def _layout(style: MovieStyle, *, even: bool) -> Layout:
+    return Layout(scale=style.scale, annotate=style.annotate, colorbar=style.colorbar, even=even)
 
 
 def _frame_label(index: int, time_btjd: float, cadence: int) -> str:

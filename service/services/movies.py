@@ -10,7 +10,7 @@ from service import tpf
 from service.errors import InvalidRequest
 from service.rendering import canvas, colormaps, encoders
 from service.rendering import movies as movie_rendering
-from service.rendering.movies import MovieStyle, render_frame_png, render_movie
+from service.rendering.movies import FrameStack, MovieStyle, render_frame_png, render_movie
 from service.services.cutout_products import CutoutProduct, RenderLimits
 from service.services.cutouts import CutoutPlan
 from service.services.identity import Product
@@ -105,16 +105,8 @@ def _draw(plan: CutoutPlan, params: MovieParams, window: FrameWindow) -> tuple[b
             params.style,
             title=title,
         )
-    return render_movie(
-        window.flux,
-        window.time_btjd,
-        window.cadence,
-        window.quality,
-        window.target_xy,
-        params.style,
-        fmt=params.format,
-        title=title,
-    )
+    stack = FrameStack(window.flux, window.time_btjd, window.cadence, window.quality)
+    return render_movie(stack, window.target_xy, params.style, fmt=params.format, title=title)
 
 
 def _window(params: MovieParams) -> tuple[float, float]:

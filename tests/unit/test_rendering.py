@@ -12,6 +12,7 @@ from service.rendering.colormaps import BAD_INDEX, BLACK_INDEX, N_LEVELS, RED_IN
 from service.rendering.movies import (
     ALLOWED_CMAPS,
     MP4_AVAILABLE,
+    FrameStack,
     MovieStyle,
     render_frame_png,
     render_movie,
@@ -57,7 +58,7 @@ def synthetic_frames(seed=0):
 def movie(frames=None, style=None, **kwargs):
     base, times, cadences, quality = synthetic_frames()
     frames = base if frames is None else frames
-    return render_movie(frames, times, cadences, quality, TARGET_XY, style or MovieStyle(), **kwargs)
+    return render_movie(FrameStack(frames, times, cadences, quality), TARGET_XY, style or MovieStyle(), **kwargs)
 
 
 @functools.cache
@@ -265,9 +266,9 @@ def test_mp4_or_a_clear_error(tmp_path, monkeypatch):
 def test_inputs_must_agree():
     frames, times, cadences, quality = synthetic_frames()
     with pytest.raises(ValueError):
-        render_movie(frames, times[:-1], cadences, quality, TARGET_XY, MovieStyle())
+        render_movie(FrameStack(frames, times[:-1], cadences, quality), TARGET_XY, MovieStyle())
     with pytest.raises(ValueError):
-        render_movie(frames[0], times, cadences, quality, TARGET_XY, MovieStyle())
+        render_movie(FrameStack(frames[0], times, cadences, quality), TARGET_XY, MovieStyle())
 
 
 def test_frame_label_says_frame_n_where_tesscut_wrote_no_cadence():
