@@ -28,6 +28,7 @@ from service.services.jobs import JobRegistry
 from service.services.targets import TargetResolver
 from service.services.tce_products import TceProducts
 from service.services.tesscut_mirror import TesscutMirror
+from service.services.workshop import Workshop
 from service.settings import Settings
 from service.upstream.catalogs import UPSTREAM as TIC_CATALOG
 from service.upstream.catalogs import TicCatalogClient
@@ -191,27 +192,20 @@ def _services(settings: Settings, upstreams: _Upstreams, limiters: Limiters, cac
         "cutout", running=settings.tesscut_max_in_flight, waiting=settings.cutout_queue_max, retry_after_s=10
     )
     answers = SlowAnswers(jobs, default_wait_s=settings.job_wait_default_s)
+    workshop = Workshop(store, cache, jobs, answers, limiters)
     cutouts = CutoutService(
-        store,
-        cache,
+        workshop,
         upstreams.tesscut,
-        jobs,
-        limiters,
         pool=cutout_pool,
         ttl_sectors_s=settings.ttl_sectors_s,
         ttl_cutout_s=settings.ttl_cutout_s,
-        answers=answers,
     )
     render_pool = Admission(
         "render", running=settings.render_threads, waiting=settings.render_queue_max, retry_after_s=2
     )
     cutout_products = CutoutProducts(
-        store,
-        cache,
+        workshop,
         cutouts,
-        jobs,
-        answers,
-        limiters,
         pool=render_pool,
         ttl_s=settings.ttl_cutout_s,
         limits=RenderLimits(settings.movie_max_frames, settings.movie_max_output_mb * MIB),

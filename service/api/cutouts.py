@@ -10,7 +10,6 @@ from starlette.responses import Response
 from service.api.answers import respond, then_url
 from service.api.negotiation import negotiate
 from service.api.params import (
-    CutoutArgs,
     CutoutArgsDep,
     PositionDep,
     PositionOverride,
@@ -21,7 +20,7 @@ from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import Services, ServicesDep, TicIdDep
 from service.schemas import CutoutSummary, JobView, SectorList
 from service.services.answers import Found
-from service.services.cutouts import CutoutFormat
+from service.services.cutouts import CutoutArgs, CutoutFormat
 from service.services.targets import Target, TargetSource
 
 router = APIRouter(tags=["FFI cutouts"])
@@ -61,15 +60,8 @@ async def _serve_cutout(
 ) -> Response:
     """Plan (``target`` may need MAST) and serve the cutout, all within ``wait`` (see `SlowAnswers`)."""
     fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
-    answer = await services.cutouts.answer(
-        target,
-        size_px=cutout.size_px,
-        sector=cutout.sector,
-        fmt=fmt,
-        wait_s=cutout.wait_s,
-        then=then_url(request),
-        vary="Accept" if format is None else None,
-    )
+    vary = "Accept" if format is None else None
+    answer = await services.cutouts.answer(target, cutout, fmt=fmt, then=then_url(request), vary=vary)
     return respond(request, answer, services.limiters)
 
 

@@ -12,7 +12,6 @@ from service.api.answers import respond, then_url
 from service.api.cutouts import tic_cutout_path
 from service.api.params import (
     BTJD_RANGE,
-    CutoutArgs,
     CutoutArgsDep,
     PositionDep,
     PositionOverrideDep,
@@ -25,6 +24,7 @@ from service.errors import InvalidRequest
 from service.rendering.movies import ALLOWED_CMAPS, MP4_AVAILABLE, MovieStyle
 from service.schemas import JobView
 from service.services.cutout_products import CutoutProduct
+from service.services.cutouts import CutoutArgs
 from service.services.movies import FRAME, MOVIE, MovieParams
 from service.services.targets import TargetSource
 
@@ -174,14 +174,7 @@ async def _serve(
     if params.format == "mp4" and not MP4_AVAILABLE:
         raise InvalidRequest("format=mp4 is not available on this server (imageio-ffmpeg is missing); use gif.")
     answer = await services.cutout_products.answer(
-        product,
-        target,
-        params,
-        size_px=cutout.size_px,
-        sector=cutout.sector,
-        wait_s=cutout.wait_s,
-        then=then_url(request),
-        cutout_path=cutout_path,
+        product, target, params, cutout, then=then_url(request), cutout_path=cutout_path
     )
     return respond(request, answer, services.limiters)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 
 from service.errors import InvalidRequest
+from service.services.cutouts import CutoutArgs
 
 
 def described(description: str, example: tuple[str, str, Any], **constraints: Any) -> Any:
@@ -128,15 +129,6 @@ class PositionOverride:
     def query(self) -> str:
         """Return the override as a query string (empty without one)."""
         return f"?ra={self.ra_deg}&dec={self.dec_deg}" if self.ra_deg is not None else ""
-
-
-@dataclass(frozen=True)
-class CutoutArgs:
-    """Which cutout (sector, side) and how long to wait for it."""
-
-    sector: int | None
-    size_px: int
-    wait_s: float | None
 
 
 @dataclass(frozen=True)

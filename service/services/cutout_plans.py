@@ -34,6 +34,15 @@ SECTORS = Product("sectors", ("application/json",), (), SectorList)
 
 
 @dataclass(frozen=True)
+class CutoutArgs:
+    """Which cutout a request asks for (sector, side) and how long it waits for one that is not cached."""
+
+    sector: int | None
+    size_px: int
+    wait_s: float | None
+
+
+@dataclass(frozen=True)
 class CutoutPlan:
     """Which sector to cut, from which candidate CCDs; its cache keys follow from it.
 

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from typing import BinaryIO, Generic, TypeVar
 
 from service.errors import InsufficientStorage
-from service.infra.cache import DiskCache
-from service.infra.threads import Admission, Limiters, run_blocking
-from service.services.answers import Answer, Found, Planned, SlowAnswers, SlowWork
-from service.services.artifacts import Artifact, ArtifactStore
-from service.services.cutouts import CutoutPlan, CutoutService
+from service.infra.threads import Admission, run_blocking
+from service.services.answers import Answer, Found, Planned, SlowWork
+from service.services.artifacts import Artifact
+from service.services.cutouts import CutoutArgs, CutoutPlan, CutoutService
 from service.services.identity import Product
-from service.services.jobs import Job, JobRegistry
+from service.services.jobs import Job
 from service.services.targets import Target
+from service.services.workshop import Workshop
 
 Q = TypeVar("Q")
 
@@ -80,25 +80,15 @@ class CutoutProducts:
     """Answers, makes and caches every cutout-backed product; making runs in the render pool."""
 
     def __init__(
-        self,
-        store: ArtifactStore,
-        cache: DiskCache,
-        cutouts: CutoutService,
-        jobs: JobRegistry,
-        answers: SlowAnswers,
-        limiters: Limiters,
-        *,
-        pool: Admission,
-        ttl_s: int,
-        limits: RenderLimits,
+        self, workshop: Workshop, cutouts: CutoutService, *, pool: Admission, ttl_s: int, limits: RenderLimits
     ) -> None:
         self.pool = pool
-        self._store = store
-        self._cache = cache
+        self._store = workshop.store
+        self._cache = workshop.cache
         self._cutouts = cutouts
-        self._jobs = jobs
-        self._answers = answers
-        self._limiters = limiters
+        self._jobs = workshop.jobs
+        self._answers = workshop.answers
+        self._limiters = workshop.limiters
         self._ttl_s = ttl_s
         self._limits = limits
 
@@ -107,21 +97,19 @@ class CutoutProducts:
         product: CutoutProduct[Q],
         target: Callable[[], Awaitable[Target]],
         params: Q,
+        args: CutoutArgs,
         *,
-        size_px: int,
-        sector: int | None,
-        wait_s: float | None,
         then: str,
         cutout_path: str,
     ) -> Answer:
-        """Plan (``target`` and the sector lookup may need MAST) and answer, all within ``wait_s``.
+        """Plan (``target`` and the sector lookup may need MAST) and answer, all within ``args.wait_s``.
 
         Slow planning goes on in a job holding a cutout place (what it waits for is TESScut, and the cutout job
         it starts takes that place over); a render place is taken only when making starts.
         """
 
         async def plan() -> CutoutAsk[Q]:
-            plan, observed = await self._cutouts.plan_with_sectors(await target(), size_px, sector)
+            plan, observed = await self._cutouts.plan_with_sectors(await target(), args.size_px, args.sector)
             if product.window is not None:
                 plan = self._cutouts.window_plan(plan, *product.window(params), observed)
             product.check(plan, params, self._limits)
@@ -135,7 +123,7 @@ class CutoutProducts:
                 policy=self._cutouts.policy(ask.plan),
             )
 
-        return await self._answers.answer(Planned(plan, work, self._cutouts.pool), wait_s, then)
+        return await self._answers.answer(Planned(plan, work, self._cutouts.pool), args.wait_s, then)
 
     async def cached(self, ask: CutoutAsk[Q]) -> Found | None:
         """Return the cached product, or None."""

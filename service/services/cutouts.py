@@ -18,17 +18,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from service.errors import InsufficientStorage
-from service.infra.cache import CachedBody, DiskCache
-from service.infra.threads import Admission, Limiters, run_blocking
-from service.services.answers import Answer, CachePolicy, Found, Planned, SlowAnswers, SlowWork
-from service.services.artifacts import ArtifactStore
-from service.services.cutout_plans import CutoutPlan, CutoutPlanner, window_plan
+from service.infra.cache import CachedBody
+from service.infra.threads import Admission, run_blocking
+from service.services.answers import Answer, CachePolicy, Found, Planned, SlowWork
+from service.services.cutout_plans import CutoutArgs, CutoutPlan, CutoutPlanner, window_plan
 from service.services.cutout_store import CutoutFile, CutoutFormat, CutoutStore
-from service.services.jobs import Job, JobRegistry
+from service.services.jobs import Job
 from service.services.targets import Target
+from service.services.workshop import Workshop
 from service.upstream.tesscut import TesscutClient
 
-__all__ = ["CutoutFile", "CutoutFormat", "CutoutPlan", "CutoutService"]
+__all__ = ["CutoutArgs", "CutoutFile", "CutoutFormat", "CutoutPlan", "CutoutService"]
 
 
 def _zip_bytes(directory: Path) -> int:
@@ -40,27 +40,17 @@ class CutoutService:
     """Answers cutout requests from the cache, or through a job that downloads from TESScut."""
 
     def __init__(
-        self,
-        store: ArtifactStore,
-        cache: DiskCache,
-        tesscut: TesscutClient,
-        jobs: JobRegistry,
-        limiters: Limiters,
-        *,
-        pool: Admission,
-        ttl_sectors_s: int,
-        ttl_cutout_s: int,
-        answers: SlowAnswers | None = None,
+        self, workshop: Workshop, tesscut: TesscutClient, *, pool: Admission, ttl_sectors_s: int, ttl_cutout_s: int
     ) -> None:
         self.pool = pool
-        self.planner = CutoutPlanner(store, tesscut, ttl_sectors_s=ttl_sectors_s)
-        self.stored = CutoutStore(store, cache, ttl_cutout_s=ttl_cutout_s)
+        self.planner = CutoutPlanner(workshop.store, tesscut, ttl_sectors_s=ttl_sectors_s)
+        self.stored = CutoutStore(workshop.store, workshop.cache, ttl_cutout_s=ttl_cutout_s)
         self._tesscut = tesscut
-        self._jobs = jobs
-        self._answers = answers or SlowAnswers(jobs, default_wait_s=60.0)
-        self._limiters = limiters
+        self._jobs = workshop.jobs
+        self._answers = workshop.answers
+        self._limiters = workshop.limiters
         self._ttl_sectors_s = ttl_sectors_s
-        self._scratch = cache.directory / "incoming"
+        self._scratch = workshop.cache.directory / "incoming"
         # Planning, as the mirror and the cutout-backed products use it.
         self.sectors = self.planner.sectors
         self.sectors_response = self.planner.sectors_response
@@ -88,18 +78,16 @@ class CutoutService:
     async def answer(
         self,
         target: Callable[[], Awaitable[Target]],
+        args: CutoutArgs,
         *,
-        size_px: int,
-        sector: int | None,
         fmt: CutoutFormat,
-        wait_s: float | None,
         then: str,
         vary: str | None,
     ) -> Answer:
-        """Plan (``target`` may need MAST) and answer the cutout, all within ``wait_s`` (see `SlowAnswers`)."""
+        """Plan (``target`` may need MAST) and answer the cutout, all within ``args.wait_s`` (see `SlowAnswers`)."""
 
         async def plan() -> CutoutPlan:
-            return await self.plan(await target(), size_px, sector)
+            return await self.plan(await target(), args.size_px, args.sector)
 
         async def starter(plan: CutoutPlan) -> Callable[[], Job]:
             return lambda: self.start(plan, then)  # only when a job starts: not on a cache hit
@@ -112,7 +100,7 @@ class CutoutService:
                 policy=self.policy(plan, vary),
             )
 
-        return await self._answers.answer(Planned(plan, work, self.pool), wait_s, then)
+        return await self._answers.answer(Planned(plan, work, self.pool), args.wait_s, then)
 
     async def cached(self, plan: CutoutPlan, fmt: CutoutFormat) -> Found | None:
         """Return the cached answer for ``plan`` in ``fmt``, or None."""

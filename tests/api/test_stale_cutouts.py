@@ -11,10 +11,12 @@ from prometheus_client import REGISTRY
 from service.errors import NotFound, Overloaded, UpstreamUnavailable
 from service.infra.cache import DiskCache
 from service.infra.threads import Admission, Limiters
+from service.services.answers import SlowAnswers
 from service.services.artifacts import ArtifactStore
 from service.services.cutouts import CutoutPlan, CutoutService
 from service.services.jobs import Job, JobRegistry
 from service.services.targets import Target
+from service.services.workshop import Workshop
 from service.upstream.tesscut import SectorHit
 from tests.api.test_cutouts import poll_until_finished
 from tests.api.test_stale_if_error import assert_stale, cache_entries
@@ -133,8 +135,9 @@ async def test_only_upstream_failures_fall_back_to_the_expired_copy(tmp_path):
     cache = DiskCache(tmp_path, size_limit_bytes=2**24)
     store = ArtifactStore(cache, Limiters.create(cpu_threads=1, io_threads=2))
     pool = Admission("cutout", running=1, waiting=1, retry_after_s=1)
-    cutouts = CutoutService(store, cache, None, JobRegistry(60), store._limiters, pool=pool, ttl_sectors_s=1,
-                            ttl_cutout_s=1)  # fmt: skip
+    jobs = JobRegistry(60)
+    workshop = Workshop(store, cache, jobs, SlowAnswers(jobs, default_wait_s=60.0), store._limiters)
+    cutouts = CutoutService(workshop, None, pool=pool, ttl_sectors_s=1, ttl_cutout_s=1)
     plan = CutoutPlan(Target(340.8004, -36.3439), 5, 1, (SectorHit(1, 1, 2),), sector_pinned=True)
     cache.put(plan.fits_key, b"SIMPLE", media_type="application/fits", ttl_s=0)
 
