@@ -286,24 +286,8 @@ class ArtifactStore:
                 return cached, True
             cached.close()  # expired: opened again only if it must be served stale
 
-        async def fill() -> tuple[CachedBody | None, bool, str | None]:
-            again = await self._get_fresh(key)
-            if again is not None:
-                # Another request stored it meanwhile. Its file handle must not be shared between the waiters,
-                # so each opens its own below.
-                again.close()
-                return None, False, None
-            with upstream_ledger() as ledger:
-                artifact = await produce()
-            if ledger.stale_reason is not None:
-                # Made from expired data: served, marked, and not cached, so the next request tries MAST again.
-                made = self._cache.uncached(artifact.payload, artifact.media_type, artifact.ttl_s, artifact.headers)
-                made.stale_reason = ledger.stale_reason
-                return made, ledger.asked_upstream, ledger.stale_reason
-            return await self._put(key, artifact), ledger.asked_upstream, None
-
         try:
-            produced, asked_upstream, reason = await self._flights.run(key, fill)
+            produced, asked_upstream, reason = await self._flights.run(key, lambda: self._fill(key, produce))
         except UpstreamError as error:
             stale = await self.stale(key, error)
             if stale is None:
@@ -317,6 +301,50 @@ class ArtifactStore:
             (_STALE if reason is not None else _MISS).inc()
             return produced, False  # in-memory bytes: safe to hand to every waiter
         return await self.body(key, produce)
+
+    async def _fill(
+        self, key: str, produce: Callable[[], Awaitable[Artifact]]
+    ) -> tuple[CachedBody | None, bool, str | None]:
+        """Produce and store ``key`` (once per flight); return the body, whether MAST was asked, any stale reason.
+
+        The body is None when another request stored it meanwhile: its file handle must not be shared between
+        the waiters, so each opens its own.
+        """
+        again = await self._get_fresh(key)
+        if again is not None:
+            again.close()
+            return None, False, None
+        with upstream_ledger() as ledger:
+            artifact = await produce()
+        if ledger.stale_reason is not None:
+            # Made from expired data: served, marked, and not cached, so the next request tries MAST again.
+            made = self._cache.uncached(artifact.payload, artifact.media_type, artifact.ttl_s, artifact.headers)
+            made.stale_reason = ledger.stale_reason
+            return made, ledger.asked_upstream, ledger.stale_reason
+        return await self._put(key, artifact), ledger.asked_upstream, None
+
+    async def _decoded(self, key: str, body: CachedBody, decode: Callable[[bytes], T]) -> T | _Undecodable:
+        """Return a cached entry's value: the one kept decoded, else decoded now (and kept); drop an undecodable one."""
+        meta = body.meta
+        kept = self._values.get(key, meta.etag)
+        if kept is not _UNDECODABLE:
+            body.close()
+            return cast(T, kept)
+
+        def read() -> T | _Undecodable:
+            try:
+                return decode(body.read())
+            except Exception:  # noqa: BLE001 - whatever is wrong with the entry, refetching fixes it
+                log.warning("dropping undecodable cache entry %s", key)
+                self._cache.delete(key)
+                return _UNDECODABLE
+
+        value = await run_blocking(read, limiter=self._limiters.cpu)
+        if isinstance(value, _Undecodable):
+            self._values.discard(key)
+        else:
+            self._values.put(key, meta.etag, meta.size, value)
+        return value
 
     async def value(
         self,
@@ -337,26 +365,7 @@ class ArtifactStore:
         """
 
         async def decoded(body: CachedBody) -> T | _Undecodable:
-            meta = body.meta
-            kept = self._values.get(key, meta.etag)
-            if kept is not _UNDECODABLE:
-                body.close()
-                return cast(T, kept)
-
-            def read() -> T | _Undecodable:
-                try:
-                    return decode(body.read())
-                except Exception:  # noqa: BLE001 - whatever is wrong with the entry, refetching fixes it
-                    log.warning("dropping undecodable cache entry %s", key)
-                    self._cache.delete(key)
-                    return _UNDECODABLE
-
-            value = await run_blocking(read, limiter=self._limiters.cpu)
-            if isinstance(value, _Undecodable):
-                self._values.discard(key)
-            else:
-                self._values.put(key, meta.etag, meta.size, value)
-            return value
+            return await self._decoded(key, body, decode)
 
         cached = await self._get_fresh(key)
         if cached is not None and not isinstance(value := await decoded(cached), _Undecodable):
