@@ -9,7 +9,7 @@ import httpx
 import orjson
 
 from service.errors import BadUpstreamResponse
-from service.upstream.http import UpstreamBody, request_bytes
+from service.upstream.http import Budget, UpstreamBody, request_bytes
 from service.upstream.resilience import UpstreamGuard, time_left_s
 
 UPSTREAM = "MAST TIC catalog"
@@ -92,10 +92,8 @@ class TicCatalogClient:
                 self._client,
                 "POST",
                 self._url,
+                Budget(UPSTREAM, self._max_body_bytes, min(self._total_timeout_s, time_left_s(deadline))),
                 data=tic_request(tic_id),
-                upstream=UPSTREAM,
-                max_bytes=self._max_body_bytes,
-                total_timeout_s=min(self._total_timeout_s, time_left_s(deadline)),
             )
 
         body = await self._guard.call("catalog", attempt)

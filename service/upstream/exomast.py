@@ -12,7 +12,7 @@ import orjson
 
 from service.errors import BadUpstreamResponse, NotFound
 from service.infra.threads import Limiters, run_blocking
-from service.upstream.http import UpstreamBody, parse_json, request_bytes
+from service.upstream.http import Budget, UpstreamBody, parse_json, request_bytes
 from service.upstream.resilience import UpstreamGuard, time_left_s
 
 UPSTREAM = "ExoMAST"
@@ -153,10 +153,8 @@ class ExoMastClient:
                 self._client,
                 "GET",
                 self._base_url + path,
+                Budget(UPSTREAM, self._max_body_bytes, min(self._total_timeout_s, time_left_s(deadline))),
                 params=params,
-                upstream=UPSTREAM,
-                max_bytes=self._max_body_bytes,
-                total_timeout_s=min(self._total_timeout_s, time_left_s(deadline)),
             )
 
         body = await self._guard.call(endpoint, attempt)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import orjson
@@ -61,24 +61,32 @@ def _upstream_message(body: bytes) -> str:
     return str(parsed)[:200]
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What one exchange with an upstream may cost: bytes of answer, and seconds end to end.
+
+    ``total_timeout_s`` bounds the whole exchange: httpx's read timeout is per read, so an upstream that drips
+    bytes would otherwise hold the request forever. ``upstream`` names who is asked, in every error.
+    """
+
+    upstream: str
+    max_bytes: int
+    total_timeout_s: float
+
+
 async def request_bytes(
     client: httpx.AsyncClient,
     method: str,
     url: str,
+    budget: Budget,
     *,
-    upstream: str,
-    max_bytes: int,
-    total_timeout_s: float,
     params: dict[str, str] | None = None,
     data: dict[str, str] | None = None,
 ) -> UpstreamBody:
     """Send one request and return its body, or raise the matching `ServiceError`.
 
-    ``total_timeout_s`` bounds the whole exchange: httpx's read timeout is per read, so an upstream that
-    drips bytes would otherwise hold the request forever.
-
-    The body is read in a stream so a runaway upstream cannot make us hold more than ``max_bytes``.
-    404 becomes `NotFound`; every other failure becomes a 502/503/504 that names ``upstream``.
+    The body is read in a stream so a runaway upstream cannot make us hold more than ``budget.max_bytes``.
+    404 becomes `NotFound`; every other failure becomes a 502/503/504 that names the upstream.
     """
     on_wire = False
 
@@ -89,63 +97,76 @@ async def request_bytes(
 
     try:
         async with (
-            asyncio.timeout(total_timeout_s),
+            asyncio.timeout(budget.total_timeout_s),
             client.stream(method, url, params=params, data=data, extensions={"trace": trace}) as response,
         ):
-            declared = int(response.headers.get("content-length") or 0)
-            if declared > max_bytes:
-                raise BadUpstreamResponse(
-                    f"{upstream} sent a {declared:,}-byte answer, more than the {max_bytes:,} bytes we accept.",
-                    upstream=upstream,
-                )
-            buffer = bytearray()
-            async for chunk in response.aiter_bytes():
-                buffer += chunk
-                if len(buffer) > max_bytes:
-                    raise BadUpstreamResponse(
-                        f"{upstream} sent more than the {max_bytes:,} bytes we accept.", upstream=upstream
-                    )
-            content = bytes(buffer)
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            content = await _read_within(response, budget)
+    except (httpx.HTTPError, TimeoutError) as exc:
+        _raise_transport_error(exc, budget, on_wire=on_wire)
+    _raise_for_status(response, content, budget.upstream)
+    return UpstreamBody(response.status_code, response.headers.get("content-type", ""), content)
+
+
+async def _read_within(response: httpx.Response, budget: Budget) -> bytes:
+    """Read the body, refusing one past ``budget.max_bytes`` as soon as it is declared or received."""
+    upstream, max_bytes = budget.upstream, budget.max_bytes
+    declared = int(response.headers.get("content-length") or 0)
+    if declared > max_bytes:
+        raise BadUpstreamResponse(
+            f"{upstream} sent a {declared:,}-byte answer, more than the {max_bytes:,} bytes we accept.",
+            upstream=upstream,
+        )
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        if len(buffer) > max_bytes:
+            raise BadUpstreamResponse(
+                f"{upstream} sent more than the {max_bytes:,} bytes we accept.", upstream=upstream
+            )
+    return bytes(buffer)
+
+
+def _raise_transport_error(exc: httpx.HTTPError | TimeoutError, budget: Budget, *, on_wire: bool) -> NoReturn:
+    """Raise the `ServiceError` a failed exchange means: 503 unreachable, 504 too slow, 502 broken answer."""
+    upstream = budget.upstream
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
         raise UpstreamUnavailable(
             f"{upstream} could not be reached ({type(exc).__name__}); try again shortly.",
             upstream=upstream,
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
-    except TimeoutError as exc:
+    if isinstance(exc, TimeoutError):
         if not on_wire:
             # Out of time while still waiting for one of our own pooled connections: the pool timing out, in
             # effect, and said so (PoolTimeout), so the breaker does not count our congestion against MAST.
-            raise _pool_full(upstream) from httpx.PoolTimeout(f"no free connection within {total_timeout_s:g} s")
+            no_connection = httpx.PoolTimeout(f"no free connection within {budget.total_timeout_s:g} s")
+            raise _pool_full(upstream) from no_connection
         raise UpstreamTimeout(
-            f"{upstream} did not finish answering within {total_timeout_s:g} s; try again later.",
+            f"{upstream} did not finish answering within {budget.total_timeout_s:g} s; try again later.",
             upstream=upstream,
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
-    except httpx.PoolTimeout as exc:
+    if isinstance(exc, httpx.PoolTimeout):
         raise _pool_full(upstream) from exc
-    except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
         raise UpstreamTimeout(
             f"{upstream} did not answer in time ({type(exc).__name__}); it may be busy, try again later.",
             upstream=upstream,
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError, httpx.TooManyRedirects) as exc:
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.DecodingError | httpx.TooManyRedirects):
         raise BadUpstreamResponse(
             f"{upstream} dropped the connection before the answer was complete, or sent one we cannot follow "
             f"({type(exc).__name__}); try again.",
             upstream=upstream,
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
-    except httpx.HTTPError as exc:
-        # Anything else on the way (a write or close error, a proxy): the upstream is not usable right now.
-        raise UpstreamUnavailable(
-            f"{upstream} could not be used ({type(exc).__name__}); try again shortly.",
-            upstream=upstream,
-            retry_after_s=DEFAULT_RETRY_AFTER_S,
-        ) from exc
-    _raise_for_status(response, content, upstream)
-    return UpstreamBody(response.status_code, response.headers.get("content-type", ""), content)
+    # Anything else on the way (a write or close error, a proxy): the upstream is not usable right now.
+    raise UpstreamUnavailable(
+        f"{upstream} could not be used ({type(exc).__name__}); try again shortly.",
+        upstream=upstream,
+        retry_after_s=DEFAULT_RETRY_AFTER_S,
+    ) from exc
 
 
 def _pool_full(upstream: str) -> UpstreamUnavailable:

@@ -130,23 +130,7 @@ class _TimeoutAdapter(HTTPAdapter):
 def _translate(exc: Exception) -> ServiceError:
     """Map what astroquery/requests raise to the service's errors."""
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        status = exc.response.status_code
-        wait = retry_after_seconds(exc.response.headers.get("Retry-After"), default=10)
-        if status in (429, 503):
-            return UpstreamUnavailable(
-                f"TESScut is overloaded (HTTP {status}); MAST allows few simultaneous cutouts, try again shortly.",
-                upstream=UPSTREAM,
-                retry_after_s=wait,
-            )
-        if status == 504:
-            return UpstreamTimeout(
-                "TESScut's gateway timed out (HTTP 504); MAST is busy making cutouts, try again later.",
-                upstream=UPSTREAM,
-                retry_after_s=wait,
-            )
-        if status == 400:
-            return BadUpstreamResponse("TESScut refused the request as invalid (HTTP 400).", upstream=UPSTREAM)
-        return BadUpstreamResponse(f"TESScut answered HTTP {status}.", upstream=UPSTREAM)
+        return _http_error(exc.response)
     if isinstance(exc, requests.Timeout):
         return UpstreamTimeout(
             "TESScut did not answer in time; large cutouts can take minutes, try again later.",
@@ -178,6 +162,27 @@ def _translate(exc: Exception) -> ServiceError:
     if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
         return _local_disk_error(exc)
     return BadUpstreamResponse(f"TESScut's answer could not be used ({type(exc).__name__}: {exc}).", upstream=UPSTREAM)
+
+
+def _http_error(response: requests.Response) -> ServiceError:
+    """Map an HTTP error status from TESScut: 429/503 overloaded, 504 gateway timeout, anything else unusable."""
+    status = response.status_code
+    wait = retry_after_seconds(response.headers.get("Retry-After"), default=10)
+    if status in (429, 503):
+        return UpstreamUnavailable(
+            f"TESScut is overloaded (HTTP {status}); MAST allows few simultaneous cutouts, try again shortly.",
+            upstream=UPSTREAM,
+            retry_after_s=wait,
+        )
+    if status == 504:
+        return UpstreamTimeout(
+            "TESScut's gateway timed out (HTTP 504); MAST is busy making cutouts, try again later.",
+            upstream=UPSTREAM,
+            retry_after_s=wait,
+        )
+    if status == 400:
+        return BadUpstreamResponse("TESScut refused the request as invalid (HTTP 400).", upstream=UPSTREAM)
+    return BadUpstreamResponse(f"TESScut answered HTTP {status}.", upstream=UPSTREAM)
 
 
 def _could_not_connect(exc: requests.ConnectionError) -> bool:

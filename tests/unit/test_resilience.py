@@ -25,7 +25,7 @@ from service.errors import (
     UpstreamUnavailable,
 )
 from service.infra.metrics import BREAKER_STATE, UPSTREAM_REQUESTS, UPSTREAM_RETRIES
-from service.upstream.http import request_bytes
+from service.upstream.http import Budget, request_bytes
 from service.upstream.resilience import (
     BreakerState,
     CircuitBreaker,
@@ -375,7 +375,7 @@ async def test_waiting_for_our_own_pooled_connection_is_local(mast):
         while mast.count(endpoint="exomast.tces") == 0:
             await asyncio.sleep(0.01)
         with pytest.raises(UpstreamUnavailable) as waited:
-            await request_bytes(client, "GET", url, upstream="Test", max_bytes=10**6, total_timeout_s=0.2)
+            await request_bytes(client, "GET", url, Budget("Test", max_bytes=10**6, total_timeout_s=0.2))
         await holder
     assert "waiting already" in waited.value.detail
     assert classify(waited.value) is Failure.LOCAL, "our pool's queue says nothing about the upstream"
