@@ -555,33 +555,34 @@ class MastRequestHandler(BaseHTTPRequestHandler):
 # Control API and the public class
 
 
+_FAULT_KEYS = {"path", "status", "delay_s", "body", "content_type", "times", "throttle_bytes_per_s", "retry_after_s"}
+
+
+def _fault_from_json(body: bytes | None) -> Fault | Response:
+    """Build the fault a control request's JSON body describes, or the 400 that says what is wrong with it."""
+    try:
+        spec = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as error:
+        return detail_response(400, f"Invalid JSON body: {error}")
+    if not isinstance(spec, dict):
+        return detail_response(400, "Expected a JSON object")
+    unknown = set(spec) - _FAULT_KEYS
+    if unknown:
+        return detail_response(400, f"Unknown fault keys: {', '.join(sorted(unknown))}")
+    path_glob = spec.pop("path", "*")
+    try:
+        return make_fault(path_glob, **spec)
+    except (TypeError, ValueError) as error:
+        return detail_response(400, str(error))
+
+
 def control_routes(faults: FaultTable, counters: Counters, tesscut_gauge: InFlightGauge) -> list[Route]:
     """The ``/__fake__/`` routes that let another process drive a running emulator."""
 
     def add_fault(request: Request) -> Response:
-        try:
-            spec = orjson.loads(request.body or b"{}")
-        except orjson.JSONDecodeError as error:
-            return detail_response(400, f"Invalid JSON body: {error}")
-        if not isinstance(spec, dict):
-            return detail_response(400, "Expected a JSON object")
-        unknown = set(spec) - {
-            "path",
-            "status",
-            "delay_s",
-            "body",
-            "content_type",
-            "times",
-            "throttle_bytes_per_s",
-            "retry_after_s",
-        }
-        if unknown:
-            return detail_response(400, f"Unknown fault keys: {', '.join(sorted(unknown))}")
-        path_glob = spec.pop("path", "*")
-        try:
-            fault = make_fault(path_glob, **spec)
-        except (TypeError, ValueError) as error:
-            return detail_response(400, str(error))
+        fault = _fault_from_json(request.body)
+        if isinstance(fault, Response):
+            return fault
         faults.add(fault)
         return json_response({"fault": fault.as_dict()}, 201)
 
