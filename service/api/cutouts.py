@@ -1,32 +1,34 @@
 """Sectors and FFI cutouts (TESScut), by TIC or by position."""
 
-from __future__ import annotations
-
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from starlette.responses import Response
 
 from service.api.answers import respond, then_url
 from service.api.negotiation import negotiate
 from service.api.params import (
     CutoutArgsDep,
+    CutoutSource,
     PositionDep,
-    PositionOverride,
     PositionOverrideDep,
     described,
+    position_source,
+    tic_source,
 )
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
-from service.deps import Services, ServicesDep, TicIdDep
+from service.deps import ServicesDep, TicIdDep
 from service.schemas import CutoutSummary, JobView, SectorList
 from service.services.answers import Found
-from service.services.cutouts import CutoutArgs, CutoutFormat
-from service.services.targets import Target, TargetSource
+from service.services.cutouts import CutoutFormat
+from service.services.targets import Target
 
 router = APIRouter(tags=["FFI cutouts"])
 
 CUTOUT_FORMATS = {"fits": "application/fits", "json": "application/json"}
 
+Accept = Annotated[str | None, Header(include_in_schema=False)]
 Format = Annotated[
     Literal["fits", "json"] | None,
     described(
@@ -50,19 +52,24 @@ CUTOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _serve_cutout(
-    request: Request,
-    services: Services,
-    target: TargetSource,
-    cutout: CutoutArgs,
-    format: Literal["fits", "json"] | None,
-    accept: str | None,
-) -> Response:
-    """Plan (``target`` may need MAST) and serve the cutout, all within ``wait`` (see `SlowAnswers`)."""
-    fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
-    vary = "Accept" if format is None else None
-    answer = await services.cutouts.answer(target, cutout, fmt=fmt, then=then_url(request), vary=vary)
-    return respond(request, answer, services.limiters)
+def _serve_cutout(source: Callable[..., Awaitable[CutoutSource]]) -> Callable[..., Awaitable[Response]]:
+    """Return the handler that serves the cutout ``source`` names, as FITS or its JSON summary."""
+
+    async def serve(
+        request: Request,
+        cutout_source: Annotated[CutoutSource, Depends(source)],
+        services: ServicesDep,
+        cutout: CutoutArgsDep,
+        format: Format = None,
+        accept: Accept = None,
+    ) -> Response:
+        """Plan (the target may need MAST) and serve the cutout, all within ``wait`` (see `SlowAnswers`)."""
+        fmt: CutoutFormat = "json" if negotiate(format, accept, CUTOUT_FORMATS) == "json" else "fits"
+        vary = "Accept" if format is None else None
+        answer = await services.cutouts.answer(cutout_source.target, cutout, fmt=fmt, then=then_url(request), vary=vary)
+        return respond(request, answer, services.limiters)
+
+    return serve
 
 
 @router.get(
@@ -102,53 +109,22 @@ async def sectors_of_tic(
     return respond(request, Found(body, hit), services.limiters)
 
 
-Accept = Annotated[str | None, Header(include_in_schema=False)]
-
-
-@router.get(
+router.get(
     "/cutout",
+    name="cutout_at",
     response_model=CutoutSummary,
     summary="FFI cutout at a position",
     description="A target pixel file cut from TESS full-frame images by TESScut, for one sector. Slow the first "
     "time (seconds to minutes): the request waits up to `wait` seconds, then answers 202 with a job to poll. "
     "Cached afterwards; a cutout of a named `sector` is immutable.",
     responses=CUTOUT_RESPONSES,
-)
-async def cutout_at(
-    request: Request,
-    position: PositionDep,
-    services: ServicesDep,
-    cutout: CutoutArgsDep,
-    format: Format = None,
-    accept: Accept = None,
-) -> Response:
-    """Serve an FFI cutout at a position."""
-    target = services.targets.at(position.ra_deg, position.dec_deg)
-    return await _serve_cutout(request, services, target, cutout, format, accept)
-
-
-@router.get(
+)(_serve_cutout(position_source))
+router.get(
     "/tic/{tic_id}/cutout",
+    name="cutout_of_tic",
     response_model=CutoutSummary,
     summary="FFI cutout around a TIC",
     description="As `/cutout`, centred on the TIC; the file's header carries `TICID`, `OBJECT='TIC …'` and the "
     "TESS magnitude, which TESScut leaves blank.",
     responses=CUTOUT_RESPONSES,
-)
-async def cutout_of_tic(
-    request: Request,
-    tic_id: TicIdDep,
-    services: ServicesDep,
-    cutout: CutoutArgsDep,
-    position: PositionOverrideDep,
-    format: Format = None,
-    accept: Accept = None,
-) -> Response:
-    """Serve an FFI cutout around a TIC."""
-    target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
-    return await _serve_cutout(request, services, target, cutout, format, accept)
-
-
-def tic_cutout_path(tic_id: int, position: PositionOverride) -> str:
-    """Return the cutout URL a TIC's cutout-backed product depends on (an explicit position is another cutout)."""
-    return f"/tic/{tic_id}/cutout{position.query()}"
+)(_serve_cutout(tic_source))

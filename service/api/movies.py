@@ -5,28 +5,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
-from service.api.answers import respond, then_url
-from service.api.cutouts import tic_cutout_path
-from service.api.params import (
-    BTJD_RANGE,
-    CutoutArgsDep,
-    PositionDep,
-    PositionOverrideDep,
-    WindowDep,
-    described,
-)
+from service.api.cutout_products import serve_product
+from service.api.params import BTJD_RANGE, WindowDep, described, position_source, tic_source
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
-from service.deps import Services, ServicesDep, TicIdDep
 from service.errors import InvalidRequest
 from service.rendering.movies import ALLOWED_CMAPS, MP4_AVAILABLE, MovieStyle
 from service.schemas import JobView
-from service.services.cutout_products import CutoutProduct
-from service.services.cutouts import CutoutArgs
 from service.services.movies import FRAME, MOVIE, MovieParams
-from service.services.targets import TargetSource
 
 router = APIRouter(tags=["Movies and images"])
 
@@ -137,7 +125,9 @@ MovieStyleDep = Annotated[MovieStyle, Depends(movie_style)]
 
 
 async def movie_params(window: WindowDep, style: MovieStyleDep, format: MovieFormatParam = "gif") -> MovieParams:
-    """Return what shapes a movie: its window, its style and its format."""
+    """Return what shapes a movie: its window, its style and its format (mp4 only where it can be written)."""
+    if format == "mp4" and not MP4_AVAILABLE:
+        raise InvalidRequest("format=mp4 is not available on this server (imageio-ffmpeg is missing); use gif.")
     return MovieParams(window.start_btjd, window.end_btjd, style, format)
 
 
@@ -161,24 +151,6 @@ async def frame_params(time: Time, style: FrameStyleDep) -> MovieParams:
 FrameParamsDep = Annotated[MovieParams, Depends(frame_params)]
 
 
-async def _serve(
-    request: Request,
-    services: Services,
-    product: CutoutProduct[MovieParams],
-    target: TargetSource,
-    cutout: CutoutArgs,
-    params: MovieParams,
-    cutout_path: str,
-) -> Response:
-    """Plan (``target`` and the sector lookup may need MAST) and serve the product, all within ``wait``."""
-    if params.format == "mp4" and not MP4_AVAILABLE:
-        raise InvalidRequest("format=mp4 is not available on this server (imageio-ffmpeg is missing); use gif.")
-    answer = await services.cutout_products.answer(
-        product, target, params, cutout, then=then_url(request), cutout_path=cutout_path
-    )
-    return respond(request, answer, services.limiters)
-
-
 MOVIE_DESCRIPTION = (
     "An animated GIF (or MP4) of the cutout frames from the one nearest `start` to the one nearest `end`, "
     "inclusive, of the sector that covers the window (or `sector=`). Each frame shows its time (BTJD) and "
@@ -187,61 +159,24 @@ MOVIE_DESCRIPTION = (
 )
 
 
-@router.get(
-    "/tic/{tic_id}/movie",
-    summary="Movie of a TIC's cutout frames",
-    description=MOVIE_DESCRIPTION,
-    responses=MOVIE_RESPONSES,
-    response_class=Response,
+# Each route: its path, its own name (the OpenAPI operation id), summary and documentation, and the handler that
+# answers its product for the cutout its source names.
+MOVIE_ROUTE: dict[str, Any] = {
+    "description": MOVIE_DESCRIPTION,
+    "responses": MOVIE_RESPONSES,
+    "response_class": Response,
+}
+FRAME_ROUTE: dict[str, Any] = {
+    "description": "The cutout frame nearest `time` (BTJD), styled like the movies.",
+    "responses": FRAME_RESPONSES,
+    "response_class": Response,
+}
+router.get("/tic/{tic_id}/movie", name="movie_of_tic", summary="Movie of a TIC's cutout frames", **MOVIE_ROUTE)(
+    serve_product(MOVIE, tic_source, movie_params)
 )
-async def movie_of_tic(
-    request: Request,
-    tic_id: TicIdDep,
-    params: MovieParamsDep,
-    services: ServicesDep,
-    cutout: CutoutArgsDep,
-    position: PositionOverrideDep,
-) -> Response:
-    """Serve a movie of a TIC's cutout."""
-    target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
-    return await _serve(request, services, MOVIE, target, cutout, params, tic_cutout_path(tic_id, position))
-
-
-@router.get(
-    "/movie",
-    summary="Movie of the cutout frames at a position",
-    description=MOVIE_DESCRIPTION,
-    responses=MOVIE_RESPONSES,
-    response_class=Response,
+router.get("/movie", name="movie_at", summary="Movie of the cutout frames at a position", **MOVIE_ROUTE)(
+    serve_product(MOVIE, position_source, movie_params)
 )
-async def movie_at(
-    request: Request,
-    position: PositionDep,
-    params: MovieParamsDep,
-    services: ServicesDep,
-    cutout: CutoutArgsDep,
-) -> Response:
-    """Serve a movie of the cutout at a position."""
-    target = services.targets.at(position.ra_deg, position.dec_deg)
-    cutout_path = f"/cutout?ra={position.ra_deg}&dec={position.dec_deg}"
-    return await _serve(request, services, MOVIE, target, cutout, params, cutout_path)
-
-
-@router.get(
-    "/tic/{tic_id}/frame.png",
-    summary="One cutout frame as PNG",
-    description="The cutout frame nearest `time` (BTJD), styled like the movies.",
-    responses=FRAME_RESPONSES,
-    response_class=Response,
+router.get("/tic/{tic_id}/frame.png", name="frame_of_tic", summary="One cutout frame as PNG", **FRAME_ROUTE)(
+    serve_product(FRAME, tic_source, frame_params)
 )
-async def frame_of_tic(
-    request: Request,
-    tic_id: TicIdDep,
-    params: FrameParamsDep,
-    services: ServicesDep,
-    cutout: CutoutArgsDep,
-    position: PositionOverrideDep,
-) -> Response:
-    """Serve one frame of a TIC's cutout."""
-    target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
-    return await _serve(request, services, FRAME, target, cutout, params, tic_cutout_path(tic_id, position))

@@ -11,8 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
+from service.deps import ServicesDep, TicIdDep
 from service.errors import InvalidRequest
 from service.services.cutouts import CutoutArgs
+from service.services.targets import TargetSource
 
 
 def described(description: str, example: tuple[str, str, Any], **constraints: Any) -> Any:
@@ -164,3 +166,31 @@ PositionDep = Annotated[Position, Depends(position)]
 PositionOverrideDep = Annotated[PositionOverride, Depends(position_override)]
 CutoutArgsDep = Annotated[CutoutArgs, Depends(cutout_args)]
 WindowDep = Annotated[Window, Depends(window)]
+
+
+@dataclass(frozen=True)
+class CutoutSource:
+    """Where a cutout is centred (resolved when planning asks), and the URL of that cutout.
+
+    A TIC's cutout is ``/tic/{tic_id}/cutout`` (with an explicit position, another cutout); a position's is
+    ``/cutout?ra=…&dec=…``. Products made from the cutout point to it while their job waits for it.
+    """
+
+    target: TargetSource
+    cutout_path: str
+
+
+async def tic_source(tic_id: TicIdDep, services: ServicesDep, position: PositionOverrideDep) -> CutoutSource:
+    """Return the cutout source of a TIC, at its own position or an explicit one."""
+    target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
+    return CutoutSource(target, f"/tic/{tic_id}/cutout{position.query()}")
+
+
+async def position_source(position: PositionDep, services: ServicesDep) -> CutoutSource:
+    """Return the cutout source of a position given outright."""
+    target = services.targets.at(position.ra_deg, position.dec_deg)
+    return CutoutSource(target, f"/cutout?ra={position.ra_deg}&dec={position.dec_deg}")
+
+
+TicSourceDep = Annotated[CutoutSource, Depends(tic_source)]
+PositionSourceDep = Annotated[CutoutSource, Depends(position_source)]

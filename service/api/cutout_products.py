@@ -1,0 +1,50 @@
+"""The one route handler of every cutout-backed product (movies, frames, and what comes next).
+
+A product's routes differ only in where the cutout is centred (a TIC or a position: `tic_source`,
+`position_source`) and in the dependency that turns the query into the product's parameters; `serve_product`
+makes the handler from those three, and the router registers it under the route's own name and documentation.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from starlette.responses import Response
+
+from service.api.answers import respond, then_url
+from service.api.params import CutoutArgsDep, CutoutSource
+from service.deps import ServicesDep
+from service.services.cutout_products import CutoutProduct
+
+Q = TypeVar("Q")
+
+
+def serve_product(
+    product: CutoutProduct[Q],
+    source: Callable[..., Awaitable[CutoutSource]],
+    params: Callable[..., Awaitable[Q]],
+) -> Callable[..., Awaitable[Response]]:
+    """Return the handler that answers ``product`` for the cutout ``source`` names, with the ``params`` it builds.
+
+    It plans (the target and the sector lookup may need MAST) and answers within ``wait``: 200 from the cache,
+    or 202 with the job that waits for the cutout and then makes the product.
+    """
+
+    async def serve(
+        request: Request,
+        cutout_source: Annotated[CutoutSource, Depends(source)],
+        product_params: Annotated[Q, Depends(params)],
+        services: ServicesDep,
+        cutout: CutoutArgsDep,
+    ) -> Response:
+        answer = await services.cutout_products.answer(
+            product,
+            cutout_source.target,
+            product_params,
+            cutout,
+            then=then_url(request),
+            cutout_path=cutout_source.cutout_path,
+        )
+        return respond(request, answer, services.limiters)
+
+    return serve
