@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from service.api.answers import respond
 from service.api.negotiation import negotiate
-from service.api.params import BTJD_RANGE, check_window, described
+from service.api.params import BTJD_RANGE, OptionalWindow, described, optional_window
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.api.tces import TceIdPath
 from service.deps import ServicesDep, TicIdDep
@@ -51,8 +51,24 @@ class TableAsk:
     vary: str | None
 
 
+TABLE_WINDOW = optional_window(
+    (
+        "Keep rows with TIME >= start (BTJD = BJD - 2457000); not after `end` (422).",
+        ("dip", "Just before the 'weird' dip", 1334.0),
+    ),
+    ("Keep rows with TIME <= end (BTJD).", ("dip", "Just after the 'weird' dip", 1335.0)),
+    allow_inf_nan=False,
+)
+PLOT_WINDOW = optional_window(
+    ("Plot only rows with TIME >= start (BTJD); not after `end` (422).", ("dip", "Zoom on the dip", 1333.5)),
+    ("Plot only rows with TIME <= end (BTJD).", ("dip", "Zoom on the dip", 1335.5)),
+    **BTJD_RANGE,
+)
+
+
 # Dependencies are `async def`: FastAPI would run a plain `def` in a worker thread, a hop per request.
 async def table_ask(
+    window: Annotated[OptionalWindow, Depends(TABLE_WINDOW)],
     format: Annotated[
         Literal["json", "csv", "fits"] | None,
         Query(
@@ -73,26 +89,11 @@ async def table_ask(
             max_length=MAX_COLUMNS_PARAM_LENGTH,
         ),
     ] = None,
-    start: Annotated[
-        float | None,
-        described(
-            "Keep rows with TIME >= start (BTJD = BJD - 2457000); not after `end` (422).",
-            ("dip", "Just before the 'weird' dip", 1334.0),
-            allow_inf_nan=False,
-        ),
-    ] = None,
-    end: Annotated[
-        float | None,
-        described(
-            "Keep rows with TIME <= end (BTJD).", ("dip", "Just after the 'weird' dip", 1335.0), allow_inf_nan=False
-        ),
-    ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> TableAsk:
     """Return the table request: the window checked, the format negotiated, the columns parsed."""
-    check_window(start, end)
     chosen = negotiate(format, accept, FORMATS)
-    params = LightCurveParams(chosen, _parse_columns(columns), start, end)  # type: ignore[arg-type]
+    params = LightCurveParams(chosen, _parse_columns(columns), window.start_btjd, window.end_btjd)  # type: ignore[arg-type]
     return TableAsk(params, vary=None if format is not None else "Accept")
 
 
@@ -143,28 +144,13 @@ def _parse_highlight(highlight: str | None) -> tuple[float, float] | None:
 
 
 async def plot_view(
+    window: Annotated[OptionalWindow, Depends(PLOT_WINDOW)],
     x: Annotated[
         Literal["phase", "time"],
         described(
             "Horizontal axis: `phase` (folded at the TCE's period) or `time` (BTJD).", ("time", "Against time", "time")
         ),
     ] = "phase",
-    start: Annotated[
-        float | None,
-        described(
-            "Plot only rows with TIME >= start (BTJD); not after `end` (422).",
-            ("dip", "Zoom on the dip", 1333.5),
-            **BTJD_RANGE,
-        ),
-    ] = None,
-    end: Annotated[
-        float | None,
-        described(
-            "Plot only rows with TIME <= end (BTJD).",
-            ("dip", "Zoom on the dip", 1335.5),
-            **BTJD_RANGE,
-        ),
-    ] = None,
     highlight: Annotated[
         str | None,
         described(
@@ -177,23 +163,13 @@ async def plot_view(
     ] = None,
 ) -> PlotView:
     """Return what the plot shows, refusing a window that runs backwards or a malformed highlight."""
-    check_window(start, end)
-    return PlotView(x, start, end, _parse_highlight(highlight))
+    return PlotView(x, window.start_btjd, window.end_btjd, _parse_highlight(highlight))
 
 
 async def plot_size(
-    width: Annotated[
-        int,
-        described("Width in pixels.", ("w", "1000 px", 1000), ge=200, le=3000),
-    ] = 1000,
-    height: Annotated[
-        int,
-        described("Height in pixels.", ("h", "500 px", 500), ge=150, le=2000),
-    ] = 500,
-    dpi: Annotated[
-        int,
-        described("Dots per inch (text size).", ("d", "100", 100), ge=50, le=300),
-    ] = 100,
+    width: Annotated[int, described("Width in pixels.", ("w", "1000 px", 1000), ge=200, le=3000)] = 1000,
+    height: Annotated[int, described("Height in pixels.", ("h", "500 px", 500), ge=150, le=2000)] = 500,
+    dpi: Annotated[int, described("Dots per inch (text size).", ("d", "100", 100), ge=50, le=300)] = 100,
 ) -> PlotSize:
     """Return the plot's size."""
     return PlotSize(width, height, dpi)

@@ -4,8 +4,7 @@ Each group is an ``async def`` dependency returning a small dataclass: FastAPI f
 the route's OpenAPI parameters, and runs a plain ``def`` dependency in a worker thread (a hop per request).
 """
 
-from __future__ import annotations
-
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -139,6 +138,30 @@ class Window:
 
     start_btjd: float
     end_btjd: float
+
+
+@dataclass(frozen=True)
+class OptionalWindow:
+    """A BTJD window whose ends are optional (None: unbounded), start not after end."""
+
+    start_btjd: float | None
+    end_btjd: float | None
+
+
+Doc = tuple[str, tuple[str, str, Any]]  # a parameter's description and its one named example (name, summary, value)
+
+
+def optional_window(start: Doc, end: Doc, **constraints: Any) -> Callable[..., Awaitable[OptionalWindow]]:
+    """Return a dependency that reads an optional ``start``/``end`` window, documented by ``start`` and ``end``."""
+
+    async def window(
+        start: Annotated[float | None, described(*start, **constraints)] = None,
+        end: Annotated[float | None, described(*end, **constraints)] = None,
+    ) -> OptionalWindow:
+        check_window(start, end)
+        return OptionalWindow(start, end)
+
+    return window
 
 
 async def position(ra: Ra, dec: Dec) -> Position:
