@@ -34,6 +34,7 @@ from service.upstream.catalogs import UPSTREAM as TIC_CATALOG
 from service.upstream.catalogs import TicCatalogClient
 from service.upstream.exomast import UPSTREAM as EXOMAST
 from service.upstream.exomast import ExoMastClient
+from service.upstream.http import Budget
 from service.upstream.resilience import CircuitBreaker, RetryPolicy, UpstreamGuard
 from service.upstream.tesscut import UPSTREAM as TESSCUT
 from service.upstream.tesscut import TesscutClient
@@ -64,21 +65,13 @@ async def build_services(
     try:
         guards = _Guards.create(settings, breaker_clock)
         async with _http_client(settings) as exomast_http, _http_client(settings) as mast_http:
+            body_bytes, total_s = settings.upstream_max_body_mb * MIB, settings.upstream_total_timeout_s
             upstreams = _Upstreams(
                 exomast=ExoMastClient(
-                    exomast_http,
-                    settings.exomast_url,
-                    limiters,
-                    guards.exomast,
-                    max_body_bytes=settings.upstream_max_body_mb * MIB,
-                    total_timeout_s=settings.upstream_total_timeout_s,
+                    exomast_http, settings.exomast_url, limiters, guards.exomast, Budget(EXOMAST, body_bytes, total_s)
                 ),
                 catalog=TicCatalogClient(
-                    mast_http,
-                    settings.mast_url,
-                    guards.catalog,
-                    max_body_bytes=settings.upstream_max_body_mb * MIB,
-                    total_timeout_s=settings.upstream_total_timeout_s,
+                    mast_http, settings.mast_url, guards.catalog, Budget(TIC_CATALOG, body_bytes, total_s)
                 ),
                 tesscut=_tesscut_client(settings, guards.tesscut),
                 breakers=guards.breakers,
@@ -223,7 +216,7 @@ def _services(settings: Settings, upstreams: _Upstreams, limiters: Limiters, cac
         cutouts=cutouts,
         jobs=jobs,
         answers=answers,
-        tce_products=TceProducts(store, dv, limiters, render_pool=render_pool, ttl_s=settings.ttl_dv_s),
+        tce_products=TceProducts(workshop, dv, render_pool=render_pool),
         cutout_products=cutout_products,
         exomast_mirror=ExoMastMirror(dv, limiters),
         tesscut_mirror=TesscutMirror(cutouts, wait_s=mirror_wait_s),

@@ -22,7 +22,6 @@ from service.deps import ServicesDep, TicIdDep
 from service.schemas import CutoutSummary, JobView, SectorList
 from service.services.answers import Found
 from service.services.cutouts import CutoutFormat
-from service.services.targets import Target
 
 router = APIRouter(tags=["FFI cutouts"])
 
@@ -84,7 +83,7 @@ def _serve_cutout(source: Callable[..., Awaitable[CutoutSource]]) -> Callable[..
 )
 async def sectors_at(request: Request, position: PositionDep, services: ServicesDep) -> Response:
     """List the sectors that observed a position."""
-    body, hit = await services.cutouts.sectors_response(Target(position.ra_deg, position.dec_deg), {})
+    body, hit = await services.cutouts.sectors_response(position, {})
     return respond(request, Found(body, hit), services.limiters)
 
 
@@ -103,7 +102,7 @@ async def sectors_of_tic(
     position: PositionOverrideDep,
 ) -> Response:
     """List the sectors that observed a TIC."""
-    target = await services.targets.for_tic(tic_id, position.ra_deg, position.dec_deg)
+    target = await services.targets.for_tic(tic_id, position)
     extra = {"tic_id": tic_id, "position_source": target.source}
     body, hit = await services.cutouts.sectors_response(target, extra)
     return respond(request, Found(body, hit), services.limiters)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from service.api.cutout_products import serve_product
-from service.api.params import BTJD_RANGE, WindowDep, described, position_source, tic_source
+from service.api.params import BTJD_RANGE, End, Start, check_window, described, position_source, tic_source
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.errors import InvalidRequest
 from service.rendering.movies import ALLOWED_CMAPS, MP4_AVAILABLE, MovieStyle
@@ -124,11 +124,12 @@ FrameStyleDep = Annotated[MovieStyle, Depends(frame_style)]
 MovieStyleDep = Annotated[MovieStyle, Depends(movie_style)]
 
 
-async def movie_params(window: WindowDep, style: MovieStyleDep, format: MovieFormatParam = "gif") -> MovieParams:
+async def movie_params(start: Start, end: End, style: MovieStyleDep, format: MovieFormatParam = "gif") -> MovieParams:
     """Return what shapes a movie: its window, its style and its format (mp4 only where it can be written)."""
+    check_window(start, end)
     if format == "mp4" and not MP4_AVAILABLE:
         raise InvalidRequest("format=mp4 is not available on this server (imageio-ffmpeg is missing); use gif.")
-    return MovieParams(window.start_btjd, window.end_btjd, style, format)
+    return MovieParams(start + 0.0, end + 0.0, style, format)
 
 
 MovieParamsDep = Annotated[MovieParams, Depends(movie_params)]

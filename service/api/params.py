@@ -13,7 +13,7 @@ from fastapi import Depends, Query
 from service.deps import ServicesDep, TicIdDep
 from service.errors import InvalidRequest
 from service.services.cutouts import CutoutArgs
-from service.services.targets import TargetSource
+from service.services.targets import Target, TargetSource
 
 
 def described(description: str, example: tuple[str, str, Any], **constraints: Any) -> Any:
@@ -105,41 +105,6 @@ def check_window(start: float | None, end: float | None) -> None:
         raise InvalidRequest(f"start ({start}) is after end ({end}); the window must run forward in time.")
 
 
-def explicit_position(ra: float | None, dec: float | None) -> tuple[float | None, float | None]:
-    """Return an explicit position, refusing half of one."""
-    if (ra is None) != (dec is None):
-        raise InvalidRequest("Give both ra and dec, or neither (the TIC's own position is used).")
-    return ra, dec
-
-
-@dataclass(frozen=True)
-class Position:
-    """A position on the sky, degrees (ICRS)."""
-
-    ra_deg: float
-    dec_deg: float
-
-
-@dataclass(frozen=True)
-class PositionOverride:
-    """A position that overrides a TIC's own, or none."""
-
-    ra_deg: float | None
-    dec_deg: float | None
-
-    def query(self) -> str:
-        """Return the override as a query string (empty without one)."""
-        return f"?ra={self.ra_deg}&dec={self.dec_deg}" if self.ra_deg is not None else ""
-
-
-@dataclass(frozen=True)
-class Window:
-    """A BTJD window, start not after end."""
-
-    start_btjd: float
-    end_btjd: float
-
-
 @dataclass(frozen=True)
 class OptionalWindow:
     """A BTJD window whose ends are optional (None: unbounded), start not after end."""
@@ -164,14 +129,16 @@ def optional_window(start: Doc, end: Doc, **constraints: Any) -> Callable[..., A
     return window
 
 
-async def position(ra: Ra, dec: Dec) -> Position:
+async def position(ra: Ra, dec: Dec) -> Target:
     """Return the position the query names."""
-    return Position(ra, dec)
+    return Target(ra, dec)
 
 
-async def position_override(ra: OptionalRa = None, dec: OptionalDec = None) -> PositionOverride:
-    """Return the position override the query names, refusing half of one."""
-    return PositionOverride(*explicit_position(ra, dec))
+async def position_override(ra: OptionalRa = None, dec: OptionalDec = None) -> Target | None:
+    """Return the position that overrides a TIC's own, or None; half of one (ra without dec) is refused."""
+    if (ra is None) != (dec is None):
+        raise InvalidRequest("Give both ra and dec, or neither (the TIC's own position is used).")
+    return Target(ra, dec) if ra is not None and dec is not None else None
 
 
 async def cutout_args(sector: Sector = None, size: Size = 50, wait: Wait = None) -> CutoutArgs:
@@ -179,16 +146,9 @@ async def cutout_args(sector: Sector = None, size: Size = 50, wait: Wait = None)
     return CutoutArgs(sector, size, wait)
 
 
-async def window(start: Start, end: End) -> Window:
-    """Return the window, refusing one that runs backwards."""
-    check_window(start, end)
-    return Window(start + 0.0, end + 0.0)
-
-
-PositionDep = Annotated[Position, Depends(position)]
-PositionOverrideDep = Annotated[PositionOverride, Depends(position_override)]
+PositionDep = Annotated[Target, Depends(position)]
+PositionOverrideDep = Annotated[Target | None, Depends(position_override)]
 CutoutArgsDep = Annotated[CutoutArgs, Depends(cutout_args)]
-WindowDep = Annotated[Window, Depends(window)]
 
 
 @dataclass(frozen=True)
@@ -205,14 +165,13 @@ class CutoutSource:
 
 async def tic_source(tic_id: TicIdDep, services: ServicesDep, position: PositionOverrideDep) -> CutoutSource:
     """Return the cutout source of a TIC, at its own position or an explicit one."""
-    target = services.targets.of_tic(tic_id, position.ra_deg, position.dec_deg)
-    return CutoutSource(target, f"/tic/{tic_id}/cutout{position.query()}")
+    at = f"?ra={position.ra_deg}&dec={position.dec_deg}" if position is not None else ""
+    return CutoutSource(services.targets.of_tic(tic_id, position), f"/tic/{tic_id}/cutout{at}")
 
 
 async def position_source(position: PositionDep, services: ServicesDep) -> CutoutSource:
     """Return the cutout source of a position given outright."""
-    target = services.targets.at(position.ra_deg, position.dec_deg)
-    return CutoutSource(target, f"/cutout?ra={position.ra_deg}&dec={position.dec_deg}")
+    return CutoutSource(services.targets.at(position), f"/cutout?ra={position.ra_deg}&dec={position.dec_deg}")
 
 
 TicSourceDep = Annotated[CutoutSource, Depends(tic_source)]

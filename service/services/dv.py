@@ -136,18 +136,8 @@ class DvService:
         self._store = store
         self._exomast = exomast
         self._limiters = limiters
-        self._ttl_tce_list_s = ttl_tce_list_s
-        self._ttl_dv_s = ttl_dv_s
-
-    @property
-    def ttl_tce_list_s(self) -> int:
-        """Return how long TCE lists stay fresh."""
-        return self._ttl_tce_list_s
-
-    @property
-    def ttl_dv_s(self) -> int:
-        """Return how long DV headers and time series stay fresh."""
-        return self._ttl_dv_s
+        self.ttl_tce_list_s = ttl_tce_list_s  # how long TCE lists stay fresh
+        self.ttl_dv_s = ttl_dv_s  # how long DV headers and time series stay fresh
 
     # --- data: what ExoMAST said, normalised -------------------------------------------------------------
 
@@ -176,7 +166,7 @@ class DvService:
             fetch,
             encode=lambda refs: orjson.dumps([r.id for r in refs]),
             decode=lambda blob: [ref for ref in map(parse_tce_id, orjson.loads(blob)) if ref is not None],
-            ttl_s=self._ttl_tce_list_s,
+            ttl_s=self.ttl_tce_list_s,
         )
         if not refs:
             raise NotFound(f"TIC {tic_id} has no Threshold Crossing Events in ExoMAST's TESS DV data.")
@@ -193,7 +183,7 @@ class DvService:
             lambda: self._exomast.dv_headers(tic_id, ref.sectors, ref.tce),
             encode=lambda h: orjson.dumps({"primary": h.primary, "data": h.data}),
             decode=lambda blob: DvHeaders(**orjson.loads(blob)),
-            ttl_s=self._ttl_dv_s,
+            ttl_s=self.ttl_dv_s,
         )
 
     async def table(self, tic_id: int, ref: TceRef) -> DvTable:
@@ -207,7 +197,7 @@ class DvService:
             fetch,
             encode=encode_dv_table,
             decode=lambda blob: _read_only(decode_dv_table(blob)),
-            ttl_s=self._ttl_dv_s,
+            ttl_s=self.ttl_dv_s,
         )
 
     # --- responses: bytes as served ----------------------------------------------------------------------
@@ -227,7 +217,7 @@ class DvService:
         async def produce() -> Artifact:
             refs = await self.tce_refs(tic_id)
             body = orjson.dumps({"tic_id": tic_id, "tces": [tce_json(r) for r in refs]})
-            return Artifact(body, "application/json", self._ttl_tce_list_s)
+            return Artifact(body, "application/json", self.ttl_tce_list_s)
 
         return await self.answer(TCE_LIST.key(tic_id), produce)
 
@@ -247,7 +237,7 @@ class DvService:
         async def produce() -> Artifact:
             resolved = ref or await self.resolve(tic_id, key_id)
             body = orjson.dumps(summarize_tce(tic_id, resolved, await self.headers(tic_id, resolved)))
-            return Artifact(body, "application/json", self._ttl_dv_s)
+            return Artifact(body, "application/json", self.ttl_dv_s)
 
         body, hit = await self.answer(TCE_SUMMARY.key(tic_id, key_id), produce)
         return body, hit and not resolving.asked_upstream

@@ -84,15 +84,15 @@ class TargetResolver:
         )
         return Target(entry.ra_deg, entry.dec_deg, tic_id, entry.tessmag, "catalog") if entry else None
 
-    async def for_tic(self, tic_id: int, ra_deg: float | None = None, dec_deg: float | None = None) -> Target:
-        """Return where to cut out for ``tic_id``: the given position if any, else the DV header, else the TIC."""
-        if ra_deg is not None and dec_deg is not None:
+    async def for_tic(self, tic_id: int, at: Target | None = None) -> Target:
+        """Return where to cut out for ``tic_id``: the position ``at`` if given, else the DV header, else the TIC."""
+        if at is not None:
             # The position is given; the TIC only adds its TESS magnitude to the header, so that is best-effort.
             try:
                 found = await self._from_dv(tic_id) or await self._from_catalog(tic_id)
             except UpstreamError:
                 found = None
-            return Target(ra_deg, dec_deg, tic_id, found.tessmag if found else None, "request")
+            return Target(at.ra_deg, at.dec_deg, tic_id, found.tessmag if found else None, "request")
         found = await self._from_dv(tic_id) or await self._from_catalog(tic_id)
         if found is None:
             raise NotFound(
@@ -101,14 +101,13 @@ class TargetResolver:
             )
         return found
 
-    def of_tic(self, tic_id: int, ra_deg: float | None = None, dec_deg: float | None = None) -> TargetSource:
+    def of_tic(self, tic_id: int, at: Target | None = None) -> TargetSource:
         """Return what resolves ``tic_id``'s target (`for_tic`) when planning asks for it."""
-        return lambda: self.for_tic(tic_id, ra_deg, dec_deg)
+        return lambda: self.for_tic(tic_id, at)
 
     @staticmethod
-    def at(ra_deg: float, dec_deg: float) -> TargetSource:
+    def at(target: Target) -> TargetSource:
         """Return a target source for a position given outright."""
-        target = Target(ra_deg, dec_deg)
 
         async def given() -> Target:
             return target

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from service.infra.threads import Admission, Limiters, run_blocking
+from service.infra.threads import Admission, run_blocking
 from service.services.answers import Found
-from service.services.artifacts import Artifact, ArtifactStore, upstream_ledger
+from service.services.artifacts import Artifact, upstream_ledger
 from service.services.dv import DvService
 from service.services.identity import Product
+from service.services.workshop import Workshop
 from service.tces import TceRef
 from service.upstream.exomast import DvHeaders, DvTable
 
@@ -65,14 +66,11 @@ class TceProduct(Generic[Q]):
 class TceProducts:
     """Answers every TCE product from the cache, making it from cached DV data on a miss."""
 
-    def __init__(
-        self, store: ArtifactStore, dv: DvService, limiters: Limiters, *, render_pool: Admission, ttl_s: int
-    ) -> None:
+    def __init__(self, workshop: Workshop, dv: DvService, *, render_pool: Admission) -> None:
         self.render_pool = render_pool
-        self._store = store
+        self._store = workshop.store
+        self._limiters = workshop.limiters
         self._dv = dv
-        self._limiters = limiters
-        self._ttl_s = ttl_s
 
     async def answer(self, product: TceProduct[Q], tic_id: int, tce_id: str, params: Q) -> Found:
         """Return ``product`` for this TCE and these parameters, cached under a key built from its declaration."""
@@ -96,7 +94,8 @@ class TceProducts:
                     made = await run_blocking(product.make, data, params, limiter=self._limiters.render)
             else:
                 made = await run_blocking(product.make, data, params, limiter=self._limiters.cpu)
-            return Artifact(made.payload, made.media_type, self._ttl_s, made.headers)
+            # Made from DV data: fresh as long as that data is.
+            return Artifact(made.payload, made.media_type, self._dv.ttl_dv_s, made.headers)
 
         key = product.product.key(tic_id, key_id, params)
         if product.hit_is_cached:

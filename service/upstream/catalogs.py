@@ -74,15 +74,12 @@ class TicCatalogClient:
         client: httpx.AsyncClient,
         mast_url: str,
         guard: UpstreamGuard,
-        *,
-        max_body_bytes: int,
-        total_timeout_s: float,
+        budget: Budget,
     ) -> None:
         self._client = client
         self._url = f"{mast_url}/api/v0/invoke"
         self._guard = guard
-        self._max_body_bytes = max_body_bytes
-        self._total_timeout_s = total_timeout_s
+        self._budget = budget
 
     async def lookup(self, tic_id: int) -> TicEntry | None:
         """Return the TIC entry, or None when the catalog does not know the id."""
@@ -92,7 +89,7 @@ class TicCatalogClient:
                 self._client,
                 "POST",
                 self._url,
-                Budget(UPSTREAM, self._max_body_bytes, min(self._total_timeout_s, time_left_s(deadline))),
+                self._budget.capped(time_left_s(deadline)),
                 data=tic_request(tic_id),
             )
 

@@ -136,16 +136,13 @@ class ExoMastClient:
         base_url: str,
         limiters: Limiters,
         guard: UpstreamGuard,
-        *,
-        max_body_bytes: int,
-        total_timeout_s: float,
+        budget: Budget,
     ) -> None:
         self._client = client
         self._base_url = base_url
         self._limiters = limiters
         self._guard = guard
-        self._max_body_bytes = max_body_bytes
-        self._total_timeout_s = total_timeout_s
+        self._budget = budget
 
     async def _get_json(self, endpoint: str, path: str, params: dict[str, str] | None = None) -> Any:
         async def attempt(deadline: float) -> UpstreamBody:
@@ -153,7 +150,7 @@ class ExoMastClient:
                 self._client,
                 "GET",
                 self._base_url + path,
-                Budget(UPSTREAM, self._max_body_bytes, min(self._total_timeout_s, time_left_s(deadline))),
+                self._budget.capped(time_left_s(deadline)),
                 params=params,
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any, NoReturn
 import httpx
 import orjson
 
-from service.errors import BadUpstreamResponse, NotFound, UpstreamTimeout, UpstreamUnavailable
+from service.errors import BadUpstreamResponse, NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 # How long we suggest waiting before retrying when MAST gave no Retry-After of its own.
 DEFAULT_RETRY_AFTER_S = 5
@@ -73,6 +74,10 @@ class Budget:
     max_bytes: int
     total_timeout_s: float
 
+    def capped(self, seconds: float) -> Budget:
+        """Return this budget with at most ``seconds`` left (what a retry deadline leaves of it)."""
+        return dataclasses.replace(self, total_timeout_s=min(self.total_timeout_s, seconds))
+
 
 async def request_bytes(
     client: httpx.AsyncClient,
@@ -126,15 +131,34 @@ async def _read_within(response: httpx.Response, budget: Budget) -> bytes:
     return bytes(buffer)
 
 
+# What a transport failure means, first match wins: the error we answer, and its message after "{upstream} ".
+# Every one of them may be retried after DEFAULT_RETRY_AFTER_S.
+_TRANSPORT_ERRORS: tuple[tuple[tuple[type[Exception], ...], type[UpstreamError], str], ...] = (
+    (
+        (httpx.ConnectError, httpx.ConnectTimeout),
+        UpstreamUnavailable,
+        "could not be reached ({name}); try again shortly.",
+    ),
+    (
+        (httpx.ReadTimeout, httpx.WriteTimeout),
+        UpstreamTimeout,
+        "did not answer in time ({name}); it may be busy, try again later.",
+    ),
+    (
+        (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError, httpx.TooManyRedirects),
+        BadUpstreamResponse,
+        "dropped the connection before the answer was complete, or sent one we cannot follow ({name}); try again.",
+    ),
+    # Anything else on the way (a write or close error, a proxy): the upstream is not usable right now.
+    ((httpx.HTTPError,), UpstreamUnavailable, "could not be used ({name}); try again shortly."),
+)
+
+
 def _raise_transport_error(exc: httpx.HTTPError | TimeoutError, budget: Budget, *, on_wire: bool) -> NoReturn:
     """Raise the `ServiceError` a failed exchange means: 503 unreachable, 504 too slow, 502 broken answer."""
     upstream = budget.upstream
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        raise UpstreamUnavailable(
-            f"{upstream} could not be reached ({type(exc).__name__}); try again shortly.",
-            upstream=upstream,
-            retry_after_s=DEFAULT_RETRY_AFTER_S,
-        ) from exc
+    if isinstance(exc, httpx.PoolTimeout):
+        raise _pool_full(upstream) from exc
     if isinstance(exc, TimeoutError):
         if not on_wire:
             # Out of time while still waiting for one of our own pooled connections: the pool timing out, in
@@ -146,27 +170,9 @@ def _raise_transport_error(exc: httpx.HTTPError | TimeoutError, budget: Budget, 
             upstream=upstream,
             retry_after_s=DEFAULT_RETRY_AFTER_S,
         ) from exc
-    if isinstance(exc, httpx.PoolTimeout):
-        raise _pool_full(upstream) from exc
-    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
-        raise UpstreamTimeout(
-            f"{upstream} did not answer in time ({type(exc).__name__}); it may be busy, try again later.",
-            upstream=upstream,
-            retry_after_s=DEFAULT_RETRY_AFTER_S,
-        ) from exc
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.DecodingError | httpx.TooManyRedirects):
-        raise BadUpstreamResponse(
-            f"{upstream} dropped the connection before the answer was complete, or sent one we cannot follow "
-            f"({type(exc).__name__}); try again.",
-            upstream=upstream,
-            retry_after_s=DEFAULT_RETRY_AFTER_S,
-        ) from exc
-    # Anything else on the way (a write or close error, a proxy): the upstream is not usable right now.
-    raise UpstreamUnavailable(
-        f"{upstream} could not be used ({type(exc).__name__}); try again shortly.",
-        upstream=upstream,
-        retry_after_s=DEFAULT_RETRY_AFTER_S,
-    ) from exc
+    error, message = next((error, message) for kinds, error, message in _TRANSPORT_ERRORS if isinstance(exc, kinds))
+    detail = f"{upstream} {message.format(name=type(exc).__name__)}"
+    raise error(detail, upstream=upstream, retry_after_s=DEFAULT_RETRY_AFTER_S) from exc
 
 
 def _pool_full(upstream: str) -> UpstreamUnavailable:
