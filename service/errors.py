@@ -26,8 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from service.infra.observability import REQUEST_ID_HEADER, current_request_id
+from service.infra.problem_json import PROBLEM_MEDIA_TYPE, problem_body
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
 
 
@@ -123,35 +123,6 @@ class UpstreamTimeout(UpstreamError):
     """MAST did not answer in time."""
 
     status, title, slug = 504, "Upstream timeout", "upstream-timeout"
-
-
-def problem_body(
-    instance: str,
-    *,
-    status: int,
-    title: str,
-    detail: str,
-    slug: str,
-    retryable: bool = False,
-    retry_after_s: int | None = None,
-    extensions: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Return the problem document itself (also embedded in failed jobs)."""
-    body: dict[str, Any] = {
-        "type": f"urn:tess-service:problem:{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-        "retryable": retryable,
-    }
-    if retry_after_s is not None:
-        body["retry_after_s"] = retry_after_s
-    request_id = current_request_id()
-    if request_id is not None:
-        body["request_id"] = request_id
-    body.update(extensions or {})
-    return body
 
 
 def error_body(exc: ServiceError, instance: str) -> dict[str, Any]:

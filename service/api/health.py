@@ -12,8 +12,9 @@ from starlette.responses import Response
 
 from service import __version__
 from service.deps import ServicesDep
-from service.errors import problem_body, problem_response
+from service.errors import problem_response
 from service.infra.cache import DiskCache
+from service.infra.problem_json import problem_body
 from service.infra.threads import run_blocking
 from service.schemas import EXAMPLE_READY_CHECKS, Health, Ready, ReadyCheck
 from service.upstream.resilience import BreakerState

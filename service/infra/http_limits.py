@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from service.errors import PROBLEM_MEDIA_TYPE, problem_body
 from service.infra.metrics import HTTP_HEADS_REFUSED
+from service.infra.problem_json import PROBLEM_MEDIA_TYPE, problem_body
 
 log = logging.getLogger(__name__)
 
