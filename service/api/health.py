@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service import __version__
+from service.api.errors import problem_response
 from service.deps import ServicesDep
-from service.errors import problem_response
 from service.infra.cache import DiskCache
 from service.infra.problem_json import problem_body
 from service.infra.threads import run_blocking
