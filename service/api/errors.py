@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.errors import InvalidRequest, ServiceError
+from service.errors import InvalidRequest, NotFound, ServiceError
 from service.infra.observability import REQUEST_ID_HEADER, current_request_id
 from service.infra.problem_json import PROBLEM_MEDIA_TYPE, problem_body
 from service.problem_documents import error_body, status_of
@@ -65,18 +65,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
+    if exc.status_code == status_of(NotFound):
+        # One problem type for every 404: an unknown route is not found just as an unknown TIC is.
+        title, slug = NotFound.title, NotFound.slug
         detail = f"There is no route {request.url.path}; see /docs for the API."
     else:
-        detail = str(exc.detail)
+        title, slug, detail = str(exc.detail), f"http-{exc.status_code}", str(exc.detail)
     response = problem_response(
-        problem_body(
-            request.url.path,
-            status=exc.status_code,
-            title=str(exc.detail),
-            detail=detail,
-            slug=f"http-{exc.status_code}",
-        )
+        problem_body(request.url.path, status=exc.status_code, title=title, detail=detail, slug=slug)
     )
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
