@@ -23,10 +23,9 @@ from service.api.params import (
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import Services, ServicesDep, TicIdDep
 from service.errors import InvalidRequest
-from service.rendering.movies import ALLOWED_CMAPS, MP4_AVAILABLE, MovieStyle
 from service.schemas import JobView
 from service.services.cutout_products import CutoutProduct
-from service.services.movies import FRAME, MOVIE, MovieParams
+from service.services.movies import ALLOWED_CMAPS, FRAME, MOVIE, MP4_AVAILABLE, MovieParams, MovieStyle
 from service.services.targets import TargetSource
 
 router = APIRouter(tags=["Movies and images"])
