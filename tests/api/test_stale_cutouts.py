@@ -15,7 +15,7 @@ from service.services.artifacts import ArtifactStore
 from service.services.cutouts import CutoutPlan, CutoutService
 from service.services.jobs import Job, JobRegistry
 from service.services.targets import Target
-from service.upstream.tesscut import SectorHit
+from service.upstream.tesscut import SectorCcd as SectorHit
 from tests.api.test_cutouts import poll_until_finished
 from tests.api.test_stale_if_error import assert_stale, cache_entries
 from tests.clock import FakeClock
