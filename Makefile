@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check service tests benchmarks scripts
 	$(BIN)/ruff format --check service tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## run: serve against the real MAST on 127.0.0.1:8000
 run: $(STAMP)
@@ -48,4 +49,4 @@ bench-load: $(STAMP)
 	$(BIN)/python benchmarks/bench_load.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -15,11 +15,11 @@ from service.services.cutouts import CutoutService
 from service.services.dv import DvService
 from service.services.exomast_mirror import ExoMastMirror
 from service.services.jobs import JobRegistry
+from service.services.readiness import ReadinessProbe
 from service.services.targets import TargetResolver
 from service.services.tce_products import TceProducts
 from service.services.tesscut_mirror import TesscutMirror
 from service.settings import Settings
-from service.upstream.resilience import CircuitBreaker
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Services:
     settings: Settings
     limiters: Limiters
     cache: DiskCache
-    breakers: tuple[CircuitBreaker, ...]  # one per upstream: ExoMAST, the TIC catalog, TESScut
+    readiness: ReadinessProbe  # the cache and each upstream's breaker (ExoMAST, the TIC catalog, TESScut)
     dv: DvService
     targets: TargetResolver
     cutouts: CutoutService

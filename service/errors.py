@@ -1,40 +1,38 @@
-"""The service's error tree and its rendering as RFC 9457 ``application/problem+json``.
+"""The service's errors, as the domain sees them: what went wrong, for whom, and whether trying again can help.
 
-ServiceError (500)
-├── NotFound (404)            unknown TIC, TCE or route
-├── Conflict (409)            a short TCE id that matches several TCEs
-├── NotAcceptable (406)       an Accept header we cannot satisfy
-├── InvalidRequest (422)      bad parameters, request validation included
-├── InsufficientStorage (507) a result larger than the cache may hold
-├── Overloaded (503)          a work pool's queue is full: new work is refused at once, with Retry-After
-├── ServiceRestarting (503)   a job the service stopped at shutdown; asking again starts it afresh
-└── UpstreamError (502)       MAST misbehaved; `retryable` says whether trying again can help
-    ├── BadUpstreamResponse (502)
-    ├── UpstreamUnavailable (503)
-    └── UpstreamTimeout (504)
+No HTTP here: `service.problem_documents` maps each class to its status (one table) and its problem document, and
+`service.api.errors` answers them as ``application/problem+json``.
+
+ServiceError                    a bug or a local failure (the disk, a crashed job)
+├── NotFound                    unknown TIC, TCE or route
+├── Conflict                    a short TCE id that matches several TCEs
+├── NotAcceptable               an Accept header we cannot satisfy
+├── InvalidRequest              bad parameters, request validation included
+├── InsufficientStorage         a result larger than the cache may hold
+├── Overloaded                  a work pool's queue is full: new work is refused at once, with Retry-After
+├── ServiceRestarting           a job the service stopped at shutdown; asking again starts it afresh
+├── TesscutBadRequest *         a parameter TESScut would reject (its ``msg`` too)
+├── FormTooLarge *              a POST body larger than any TESScut form
+├── MovingTargetsNotSupported * moving-target cutouts, not mirrored
+└── UpstreamError               MAST misbehaved; `retryable` says whether trying again can help
+    ├── BadUpstreamResponse     MAST answered with an error status or a body we cannot use
+    ├── UpstreamUnavailable     MAST could not be reached or said it is overloaded
+    │   └── CircuitOpen         the upstream's breaker is open: refused without asking MAST
+    └── UpstreamTimeout         MAST did not answer in time
+
+* The TESScut mirror's own refusals, answered TESScut-style; defined where they are raised, in
+  service/api/tesscut_mirror/params.py.
 """
 
 from __future__ import annotations
 
-import logging
+from enum import Enum
 from typing import Any
-
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
-
-from service.infra.observability import REQUEST_ID_HEADER, current_request_id
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
     """Base of every error the service answers with a problem document."""
 
-    status = 500
     title = "Internal server error"
     slug = "internal-error"
     retryable = False
@@ -55,37 +53,37 @@ class ServiceError(Exception):
 class NotFound(ServiceError):
     """The TIC, TCE or route does not exist."""
 
-    status, title, slug = 404, "Not found", "not-found"
+    title, slug = "Not found", "not-found"
 
 
 class Conflict(ServiceError):
     """The request is ambiguous; the extensions list the candidates."""
 
-    status, title, slug = 409, "Ambiguous request", "ambiguous"
+    title, slug = "Ambiguous request", "ambiguous"
 
 
 class NotAcceptable(ServiceError):
     """No representation matches the Accept header."""
 
-    status, title, slug = 406, "Not acceptable", "not-acceptable"
+    title, slug = "Not acceptable", "not-acceptable"
 
 
 class InvalidRequest(ServiceError):
     """A parameter is malformed or out of range."""
 
-    status, title, slug = 422, "Invalid request", "invalid-request"
+    title, slug = "Invalid request", "invalid-request"
 
 
 class InsufficientStorage(ServiceError):
     """The result cannot be kept in the cache (it is larger than the cache allows)."""
 
-    status, title, slug = 507, "Insufficient storage", "insufficient-storage"
+    title, slug = "Insufficient storage", "insufficient-storage"
 
 
 class Overloaded(ServiceError):
     """A work pool (cutouts, rendering) is full; identical running work and cached answers are still served."""
 
-    status, title, slug = 503, "Service overloaded", "overloaded"
+    title, slug = "Service overloaded", "overloaded"
     retryable = True
 
     def __init__(self, detail: str, *, pool: str, retry_after_s: int) -> None:
@@ -95,14 +93,14 @@ class Overloaded(ServiceError):
 class ServiceRestarting(ServiceError):
     """The service shut down while a job ran; nothing partial was kept, so the next request starts afresh."""
 
-    status, title, slug = 503, "Service restarting", "service-restarting"
+    title, slug = "Service restarting", "service-restarting"
     retryable = True
 
 
 class UpstreamError(ServiceError):
     """MAST did not give a usable answer."""
 
-    status, title, slug = 502, "Bad upstream response", "bad-upstream-response"
+    title, slug = "Bad upstream response", "bad-upstream-response"
     retryable = True
 
     def __init__(self, detail: str, *, upstream: str, retry_after_s: int | None = None) -> None:
@@ -116,137 +114,20 @@ class BadUpstreamResponse(UpstreamError):
 class UpstreamUnavailable(UpstreamError):
     """MAST could not be reached or said it is overloaded."""
 
-    status, title, slug = 503, "Upstream unavailable", "upstream-unavailable"
+    title, slug = "Upstream unavailable", "upstream-unavailable"
+
+
+class CircuitOpen(UpstreamUnavailable):
+    """The upstream's circuit breaker is open: answered at once, without asking the upstream."""
+
+    title, slug = "Upstream circuit open", "upstream-circuit-open"
+
+    def __init__(self, detail: str, *, upstream: str, retry_after_s: int, state: Enum) -> None:
+        super().__init__(detail, upstream=upstream, retry_after_s=retry_after_s)
+        self.extensions["breaker"] = state.name.lower().replace("_", "-")
 
 
 class UpstreamTimeout(UpstreamError):
     """MAST did not answer in time."""
 
-    status, title, slug = 504, "Upstream timeout", "upstream-timeout"
-
-
-def problem_body(
-    instance: str,
-    *,
-    status: int,
-    title: str,
-    detail: str,
-    slug: str,
-    retryable: bool = False,
-    retry_after_s: int | None = None,
-    extensions: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Return the problem document itself (also embedded in failed jobs)."""
-    body: dict[str, Any] = {
-        "type": f"urn:tess-service:problem:{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-        "retryable": retryable,
-    }
-    if retry_after_s is not None:
-        body["retry_after_s"] = retry_after_s
-    request_id = current_request_id()
-    if request_id is not None:
-        body["request_id"] = request_id
-    body.update(extensions or {})
-    return body
-
-
-def error_body(exc: ServiceError, instance: str) -> dict[str, Any]:
-    """Return the problem document of a `ServiceError`."""
-    return problem_body(
-        instance,
-        status=exc.status,
-        title=exc.title,
-        detail=exc.detail,
-        slug=exc.slug,
-        retryable=exc.retryable,
-        retry_after_s=exc.retry_after_s,
-        extensions=exc.extensions,
-    )
-
-
-def problem_response(body: dict[str, Any]) -> Response:
-    """Send a problem document as ``application/problem+json``; errors are never cached by anyone."""
-    headers = {"Cache-Control": "no-store"}
-    if body.get("retry_after_s") is not None:
-        headers["Retry-After"] = str(body["retry_after_s"])
-    return Response(orjson.dumps(body), status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)
-
-
-async def _service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)
-    if exc.status >= 500:
-        log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.detail)
-    return problem_response(error_body(exc, request.url.path))
-
-
-def _describe_location(loc: tuple[int | str, ...]) -> str:
-    where = {"path": "path parameter", "query": "query parameter", "header": "header", "body": "body"}
-    if len(loc) >= 2 and isinstance(loc[0], str) and loc[0] in where:
-        return f"{where[loc[0]]} '{'.'.join(str(part) for part in loc[1:])}'"
-    return ".".join(str(part) for part in loc)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = [{"location": _describe_location(tuple(err["loc"])), "message": err["msg"]} for err in exc.errors()]
-    detail = "; ".join(f"{err['location']}: {err['message']}" for err in errors)
-    return problem_response(
-        problem_body(
-            request.url.path,
-            status=422,
-            title=InvalidRequest.title,
-            detail=detail,
-            slug=InvalidRequest.slug,
-            extensions={"errors": errors},
-        )
-    )
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
-        detail = f"There is no route {request.url.path}; see /docs for the API."
-    else:
-        detail = str(exc.detail)
-    response = problem_response(
-        problem_body(
-            request.url.path,
-            status=exc.status_code,
-            title=str(exc.detail),
-            detail=detail,
-            slug=f"http-{exc.status_code}",
-        )
-    )
-    for name, value in (exc.headers or {}).items():
-        response.headers[name] = value
-    return response
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    response = problem_response(
-        problem_body(
-            request.url.path,
-            status=500,
-            title=ServiceError.title,
-            detail="The service failed unexpectedly; this is a bug on our side and has been logged.",
-            slug=ServiceError.slug,
-        )
-    )
-    # Starlette answers unhandled errors outside every middleware, so the request id middleware cannot add this.
-    request_id = current_request_id()
-    if request_id is not None:
-        response.headers[REQUEST_ID_HEADER] = request_id
-    return response
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Make every error, from validation to upstream failures, a problem+json answer."""
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    title, slug = "Upstream timeout", "upstream-timeout"

@@ -13,9 +13,9 @@ from fastapi.openapi.utils import get_openapi
 
 from service import __version__
 from service.api import cutouts, health, jobs, lightcurves, metrics, movies, tces
+from service.api.errors import install_error_handlers
 from service.api.exomast_mirror import router as exomast_mirror_router
 from service.api.tesscut_mirror import router as tesscut_mirror_router
-from service.errors import install_error_handlers
 from service.infra.head import HeadAsGetMiddleware
 from service.infra.http_cache import StaleMarkingMiddleware
 from service.infra.observability import RequestObservabilityMiddleware

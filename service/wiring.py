@@ -25,6 +25,7 @@ from service.services.cutouts import CutoutService
 from service.services.dv import DvService
 from service.services.exomast_mirror import ExoMastMirror
 from service.services.jobs import JobRegistry
+from service.services.readiness import ReadinessProbe
 from service.services.targets import TargetResolver
 from service.services.tce_products import TceProducts
 from service.services.tesscut_mirror import TesscutMirror
@@ -210,7 +211,7 @@ def _services(settings: Settings, upstreams: _Upstreams, limiters: Limiters, cac
         settings=settings,
         limiters=limiters,
         cache=cache,
-        breakers=upstreams.breakers,
+        readiness=ReadinessProbe(cache, upstreams.breakers),
         dv=dv,
         targets=TargetResolver(store, dv, upstreams.catalog, ttl_s=settings.ttl_sectors_s),
         cutouts=cutouts,

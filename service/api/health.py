@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from typing import Any
 
-from anyio import CapacityLimiter
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from service import __version__
+from service.api.errors import problem_response
 from service.deps import ServicesDep
-from service.errors import problem_body, problem_response
-from service.infra.cache import DiskCache
-from service.infra.threads import run_blocking
-from service.schemas import EXAMPLE_READY_CHECKS, Health, Ready, ReadyCheck
-from service.upstream.resilience import BreakerState
+from service.infra.problem_json import Problem
+from service.schemas import EXAMPLE_READY_CHECKS, Health, Ready
 
 router = APIRouter(tags=["operations"])
 HEALTH_PATH = "/health"
 READY_PATH = "/ready"
-# A cache that takes longer than this to write, read and delete a few bytes is not fit to serve.
-CACHE_PROBE_TIMEOUT_S = 5.0
 CACHE_RETRY_AFTER_S = 5
-_PROBE_PAYLOAD = b"ready?"
 
 _FAILING_CACHE_CHECK = {
     "name": "cache",
@@ -63,45 +55,6 @@ async def health() -> Health:
     return Health(status="ok", version=__version__)
 
 
-def _probe_cache(cache: DiskCache) -> None:
-    """Write, read back and delete a small entry (blocking: runs in an I/O worker thread)."""
-    key = f"ready-probe:{uuid.uuid4().hex}"  # its own key, so concurrent probes cannot disturb each other
-    try:
-        cache.put(key, _PROBE_PAYLOAD, media_type="application/octet-stream", ttl_s=60)
-        entry = cache.get(key)
-        if entry is None:
-            raise OSError("the entry just written is not there")
-        try:
-            if entry.read() != _PROBE_PAYLOAD:
-                raise OSError("the entry just written reads back different")
-        finally:
-            entry.close()
-    finally:
-        cache.delete(key)
-
-
-def _probe_limiter(request: Request) -> CapacityLimiter:
-    """Return this app's one thread for cache probes, apart from the I/O pool so heavy I/O cannot starve it."""
-    limiter: CapacityLimiter | None = getattr(request.app.state, "ready_probe_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.ready_probe_limiter = CapacityLimiter(1)
-    return limiter
-
-
-async def _cache_check(services: ServicesDep, limiter: CapacityLimiter) -> ReadyCheck:
-    try:
-        async with asyncio.timeout(CACHE_PROBE_TIMEOUT_S):
-            # Abandoned on timeout: a stuck disk must not hold the answer; the stuck thread keeps the probe
-            # limiter, so later polls also answer "failing" until the disk comes back.
-            await run_blocking(_probe_cache, services.cache, limiter=limiter, abandon_on_cancel=True)
-    except TimeoutError:
-        detail = f"writing, reading and deleting a probe entry took over {CACHE_PROBE_TIMEOUT_S:g} s"
-        return ReadyCheck(name="cache", ok=False, state="failing", detail=detail)
-    except Exception as exc:  # noqa: BLE001 - whatever breaks the cache, the answer is "not ready" and why
-        return ReadyCheck(name="cache", ok=False, state="failing", detail=f"{type(exc).__name__}: {exc}")
-    return ReadyCheck(name="cache", ok=True, state="writable")
-
-
 @router.get(
     READY_PATH,
     response_model=Ready,
@@ -137,36 +90,22 @@ async def _cache_check(services: ServicesDep, limiter: CapacityLimiter) -> Ready
         },
     },
 )
-async def ready(services: ServicesDep, request: Request) -> Response:
+async def ready(services: ServicesDep) -> Response:
     """Return 200 (ready or degraded) while the cache is writable, else a 503 problem listing the checks."""
-    cache_check = await _cache_check(services, _probe_limiter(request))
-    checks = [cache_check]
-    for breaker in services.breakers:
-        state = breaker.state
-        is_open = state is BreakerState.OPEN
-        checks.append(
-            ReadyCheck(
-                name=breaker.upstream,
-                ok=not is_open,
-                state=state.name.lower().replace("_", "-"),
-                retry_after_s=breaker.retry_after_s() if is_open else None,
-            )
-        )
-    if cache_check.ok:
-        status = "ready" if all(check.ok for check in checks) else "degraded"
+    readiness = await services.readiness.check()
+    if readiness.serving:
         return Response(
-            Ready(status=status, checks=checks).model_dump_json(),
+            Ready(status=readiness.status, checks=readiness.checks).model_dump_json(),
             media_type="application/json",
             headers={"Cache-Control": "no-store"},
         )
-    body = problem_body(
-        READY_PATH,
+    body = Problem(
         status=503,
         title="Not ready",
-        detail=f"Not ready: the cache fails ({cache_check.detail}).",
         slug="not-ready",
+        detail=f"Not ready: the cache fails ({readiness.cache.detail}).",
         retryable=True,
         retry_after_s=CACHE_RETRY_AFTER_S,
-        extensions={"checks": [check.model_dump() for check in checks]},
-    )
+        extensions={"checks": [check.model_dump() for check in readiness.checks]},
+    ).body(READY_PATH)
     return problem_response(body)

@@ -8,7 +8,8 @@ from starlette.responses import Response
 
 from service.api.problems import problem_responses
 from service.deps import ServicesDep
-from service.errors import NotFound, error_body
+from service.errors import NotFound
+from service.problem_documents import error_body
 from service.schemas import JobView
 
 router = APIRouter(tags=["FFI cutouts"])

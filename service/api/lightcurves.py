@@ -13,10 +13,12 @@ from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.api.tces import TceIdPath
 from service.deps import ServicesDep, TicIdDep
 from service.errors import InvalidRequest
-from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE, FITS_MEDIA_TYPE, JSON_MEDIA_TYPE
 from service.schemas import LightCurve
 from service.services.answers import CachePolicy, Served
 from service.services.lightcurves import (
+    CSV_MEDIA_TYPE,
+    FITS_MEDIA_TYPE,
+    JSON_MEDIA_TYPE,
     LIGHTCURVE,
     LIGHTCURVE_PLOT,
     LightCurveParams,

@@ -12,9 +12,8 @@ from service.api.cutout_products import serve_product
 from service.api.params import BTJD_RANGE, End, Start, check_window, described, position_source, tic_source
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.errors import InvalidRequest
-from service.rendering.movies import ALLOWED_CMAPS, MP4_AVAILABLE, MovieStyle
 from service.schemas import JobView
-from service.services.movies import FRAME, MOVIE, MovieParams
+from service.services.movies import ALLOWED_CMAPS, FRAME, MOVIE, MP4_AVAILABLE, MovieParams, MovieStyle
 
 router = APIRouter(tags=["Movies and images"])
 

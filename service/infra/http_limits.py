@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from service.errors import PROBLEM_MEDIA_TYPE, problem_body
 from service.infra.metrics import HTTP_HEADS_REFUSED
+from service.infra.problem_json import PROBLEM_MEDIA_TYPE, Problem
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +101,12 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         url = getattr(self, "url", b"")  # uvicorn's on_message_begin sets it: unset if the first read is too large
         path = url.partition(b"?")[0][:200].decode("latin-1") or "/"
         body = orjson.dumps(
-            problem_body(
-                path,
+            Problem(
                 status=431,
                 title="Request header fields too large",
-                detail=f"The request line and headers together exceed {self.max_header_bytes} bytes.",
                 slug="header-too-large",
-            )
+                detail=f"The request line and headers together exceed {self.max_header_bytes} bytes.",
+            ).body(path)
         )
         lines = [STATUS_LINE[431]]
         lines += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]

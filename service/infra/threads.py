@@ -1,7 +1,7 @@
 """The one door to worker threads: every blocking call goes through `run_blocking` with a limiter of its kind.
 
 Also the admission gates in front of the slow pools (cutouts, rendering): a limiter queues without bound, so a gate
-admits at most ``running + waiting`` pieces of work and refuses the next one at once with `Overloaded` (503).
+admits at most ``running + waiting`` pieces of work and refuses the next one at once with `PoolFull`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,18 @@ from typing import TypeVar
 import anyio.to_thread
 from anyio import CapacityLimiter
 
-from service.errors import Overloaded
 from service.infra.metrics import POOL_IN_USE, POOL_QUEUE_DEPTH, POOL_SHED
 
 T = TypeVar("T")
+
+
+class PoolFull(Exception):
+    """A pool refused work: it already holds ``running + waiting`` pieces; try again in ``retry_after_s``."""
+
+    def __init__(self, message: str, *, pool: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.pool = pool
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ _handover: ContextVar[Ticket | None] = ContextVar("admission_handover", default=
 
 
 class Admission:
-    """Admit at most ``running + waiting`` pieces of work into a pool; refuse more at once with `Overloaded`.
+    """Admit at most ``running + waiting`` pieces of work into a pool; refuse more at once with `PoolFull`.
 
     ``running`` is what the pool works on at once (its threads or upstream slots), ``waiting`` how many more may
     queue for them. Admitted work counts until its ticket is released; the first ``running`` count as in use, the
@@ -144,7 +152,7 @@ class Admission:
         return self.admitted < self.limit
 
     def admit(self) -> Ticket:
-        """Admit one piece of work, or raise `Overloaded` when the pool is full.
+        """Admit one piece of work, or raise `PoolFull` when the pool is full.
 
         A ticket of this pool being handed over by the current task (`handing_over`) is taken over instead: the
         work it stood for becomes this work, so the count does not change and no refusal can happen.
@@ -159,14 +167,14 @@ class Admission:
         return Ticket(self)
 
     def refuse_if_full(self) -> None:
-        """Raise `Overloaded` when the pool is full now, without taking a place.
+        """Raise `PoolFull` when the pool is full now, without taking a place.
 
         For work that will need a place later (a render after its data arrives): refused at once when the pool is
         already full, rather than after fetching what it would then have no room to use.
         """
         if not self.has_room():
             POOL_SHED.labels(self.pool).inc()
-            raise Overloaded(
+            raise PoolFull(
                 f"The service is busy: its {self.pool} pool already has {self.running} pieces of work running and "
                 f"{self.waiting} waiting. Try again in {self.retry_after_s} s; cached answers and work already "
                 "under way are still served.",
@@ -176,7 +184,7 @@ class Admission:
 
     @contextmanager
     def admitted_work(self) -> Iterator[None]:
-        """Hold a place in the pool for the block's duration (raising `Overloaded` when there is none)."""
+        """Hold a place in the pool for the block's duration (raising `PoolFull` when there is none)."""
         ticket = self.admit()
         try:
             yield

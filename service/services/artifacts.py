@@ -27,6 +27,7 @@ from service.infra.http_cache import note_stale_served
 from service.infra.metrics import CACHE_LOOKUPS
 from service.infra.singleflight import SingleFlight
 from service.infra.threads import Limiters, run_blocking
+from service.problem_documents import status_of
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def _note_stale(reason: str) -> None:
 def stale_reason(error: UpstreamError) -> str:
     """Return what failed, for ``X-Stale-Reason``: printable ASCII on one line, at most 200 characters."""
     upstream = error.extensions.get("upstream", "MAST")
-    text = f"{upstream} failed ({error.status} {error.title}): {error.detail}"
+    text = f"{upstream} failed ({status_of(error)} {error.title}): {error.detail}"
     text = " ".join("".join(ch if " " <= ch <= "~" else "?" for ch in text).split())
     return text if len(text) <= STALE_REASON_MAX_CHARS else text[: STALE_REASON_MAX_CHARS - 3] + "..."
 

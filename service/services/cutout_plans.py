@@ -16,7 +16,7 @@ from service.services.artifacts import Artifact, ArtifactStore
 from service.services.identity import Product, data_key
 from service.services.targets import Target
 from service.tpf import describe_tpf, stamp_tic
-from service.upstream.tesscut import SectorHit, TesscutClient
+from service.upstream.tesscut import SectorCcd, TesscutClient
 
 PIXEL_SCALE_DEG = 21 / 3600  # TESS pixels are 21 arcseconds
 
@@ -53,7 +53,7 @@ class CutoutPlan:
     target: Target
     size_px: int
     sector: int
-    candidates: tuple[SectorHit, ...]
+    candidates: tuple[SectorCcd, ...]
     sector_pinned: bool
     rows_px: int | None = None
 
@@ -95,12 +95,12 @@ def estimated_sector_middle_btjd(sector: int) -> float:
     return SECTOR_1_START_BTJD + (sector - 1) * SECTOR_SPACING_DAYS + SECTOR_SPACING_DAYS / 2
 
 
-def sectors_json(hits: list[SectorHit]) -> list[dict[str, Any]]:
+def sectors_json(hits: list[SectorCcd]) -> list[dict[str, Any]]:
     """Return the public JSON shape of sector hits."""
     return [{"sector": h.sector, "camera": h.camera, "ccd": h.ccd, "name": h.name} for h in hits]
 
 
-def window_plan(plan: CutoutPlan, start_btjd: float, end_btjd: float, observed: list[SectorHit]) -> CutoutPlan:
+def window_plan(plan: CutoutPlan, start_btjd: float, end_btjd: float, observed: list[SectorCcd]) -> CutoutPlan:
     """Return ``plan`` moved to the observed sector whose (estimated) time span is nearest the window."""
     if plan.sector_pinned:
         return plan
@@ -119,14 +119,14 @@ class CutoutPlanner:
         self._tesscut = tesscut
         self._ttl_sectors_s = ttl_sectors_s
 
-    async def sectors(self, ra_deg: float, dec_deg: float, radius_deg: float = 0.0) -> list[SectorHit]:
+    async def sectors(self, ra_deg: float, dec_deg: float, radius_deg: float = 0.0) -> list[SectorCcd]:
         """Return the sectors/cameras/CCDs whose FFIs cover a position, or any point within ``radius_deg`` (cached)."""
         radius = (f"r{radius_deg:.6f}",) if radius_deg else ()
         return await self._store.value(
             data_key("tesscut:sectors", f"{ra_deg:.6f},{dec_deg:.6f}", *radius),
             lambda: self._tesscut.sectors(ra_deg, dec_deg, radius_deg),
             encode=lambda hits: orjson.dumps([[h.sector, h.camera, h.ccd] for h in hits]),
-            decode=lambda blob: [SectorHit(*row) for row in orjson.loads(blob)],
+            decode=lambda blob: [SectorCcd(*row) for row in orjson.loads(blob)],
             ttl_s=self._ttl_sectors_s,
         )
 
@@ -152,7 +152,7 @@ class CutoutPlanner:
 
     async def plan_with_sectors(
         self, target: Target, size_px: int, sector: int | None, *, rows_px: int | None = None
-    ) -> tuple[CutoutPlan, list[SectorHit]]:
+    ) -> tuple[CutoutPlan, list[SectorCcd]]:
         """Choose the sector (the requested one, else the latest) and its candidate CCDs; 404 when none.
 
         Also returns every sector/camera/CCD the cutout reaches. TESScut cuts every CCD that the cutout's area

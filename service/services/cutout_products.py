@@ -27,6 +27,7 @@ from service.services.artifacts import Artifact
 from service.services.cutouts import CutoutArgs, CutoutPlan, CutoutService
 from service.services.identity import Product
 from service.services.jobs import Job
+from service.services.pools import overloaded_when_full
 from service.services.targets import Target
 from service.services.workshop import Workshop
 
@@ -144,7 +145,8 @@ class CutoutProducts:
             running = self._jobs.running(ask.key)
             if running is not None:
                 return running
-            self.pool.refuse_if_full()
+            with overloaded_when_full():
+                self.pool.refuse_if_full()
             cutout_job = None if cutout_cached else self._cutouts.start(ask.plan, cutout_url)
             job = self._jobs.start(ask.key, result_url, lambda job: self._run(ask, job, cutout_url))
             if cutout_job is not None:
@@ -188,5 +190,5 @@ class CutoutProducts:
             return Artifact(payload, media_type, self._ttl_s)
 
         # The render place is taken here, not while the cutout downloads; a full pool now fails the job (503).
-        with self.pool.admitted_work():
+        with overloaded_when_full(), self.pool.admitted_work():
             return await run_blocking(make, limiter=self._limiters.render)

@@ -20,7 +20,7 @@ from service.infra.cache import CachedBody, DiskCache
 from service.services.artifacts import ArtifactStore
 from service.services.cutout_plans import CutoutPlan
 from service.tpf import contains_target, describe_tpf, stamp_tic
-from service.upstream.tesscut import SectorHit
+from service.upstream.tesscut import SectorCcd
 
 CutoutFormat = Literal["fits", "json"]
 
@@ -33,7 +33,7 @@ class CutoutFile:
     body: CachedBody
 
 
-def file_name(plan: CutoutPlan, hit: SectorHit) -> str:
+def file_name(plan: CutoutPlan, hit: SectorCcd) -> str:
     """Return the download name: the TIC when known, else the position, then sector, CCD and size."""
     who = f"tic{plan.target.tic_id}" if plan.target.tic_id else f"{plan.target.ra_deg:.6f}_{plan.target.dec_deg:.6f}"
     rows, columns = plan.shape_px

@@ -26,6 +26,8 @@ from typing import Any, Literal
 from service.errors import ServiceError, ServiceRestarting
 from service.infra.metrics import JOBS
 from service.infra.threads import Admission, Ticket, handing_over
+from service.problem_documents import status_of
+from service.services.pools import overloaded_when_full
 
 JobStatus = Literal["queued", "running", "done", "failed"]
 log = logging.getLogger(__name__)
@@ -114,7 +116,8 @@ class JobRegistry:
         if running is not None:
             return running
         self._forget_old()
-        ticket = pool.admit() if pool is not None else None
+        with overloaded_when_full():
+            ticket = pool.admit() if pool is not None else None
         job = Job(id=uuid.uuid4().hex, key=key, result_url=result_url, ticket=ticket)
         JOBS.labels(job.status).inc()
         self._by_id[job.id] = job
@@ -149,7 +152,9 @@ class JobRegistry:
             job.mark("done")
         finally:
             if job.error is not None:
-                log.warning("job %s (%s) failed, %d: %s", job.id, job.result_url, job.error.status, job.error.detail)
+                log.warning(
+                    "job %s (%s) failed, %d: %s", job.id, job.result_url, status_of(job.error), job.error.detail
+                )
             job.release_place()
             self._running.pop(job.key, None)
 

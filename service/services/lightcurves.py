@@ -7,7 +7,9 @@ from typing import Literal
 
 from service.errors import BadUpstreamResponse, InvalidRequest
 from service.rendering import lightcurve_tables, plots
-from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE, FITS_MEDIA_TYPE, JSON_MEDIA_TYPE
+from service.rendering.lightcurve_tables import CSV_MEDIA_TYPE as CSV_MEDIA_TYPE  # re-exported: see below
+from service.rendering.lightcurve_tables import FITS_MEDIA_TYPE as FITS_MEDIA_TYPE
+from service.rendering.lightcurve_tables import JSON_MEDIA_TYPE as JSON_MEDIA_TYPE
 from service.rendering.plots import PlotSeries, render_lightcurve_png
 
 # What a plot shows and its size are this product's inputs, so the routes take them from here.
@@ -19,6 +21,7 @@ from service.services.identity import Product
 from service.services.tce_products import Made, TceData, TceProduct
 from service.upstream.exomast import DvTable
 
+# The routes take the media types from here (re-exported above with `as`): api imports no rendering module.
 LightCurveFormat = Literal["json", "csv", "fits"]
 PLOT_COLUMNS = ("TIME", "PHASE", "LC_DETREND", "MODEL_INIT")
 

@@ -10,12 +10,17 @@ from service import tpf
 from service.errors import InvalidRequest
 from service.rendering import canvas, colormaps, encoders
 from service.rendering import movies as movie_rendering
-from service.rendering.movies import FrameStack, MovieStyle, render_frame_png, render_movie
+from service.rendering.movies import ALLOWED_CMAPS as ALLOWED_CMAPS  # re-exported: see below
+from service.rendering.movies import MP4_AVAILABLE as MP4_AVAILABLE
+from service.rendering.movies import FrameStack, render_frame_png, render_movie
+from service.rendering.movies import MovieStyle as MovieStyle
 from service.services.cutout_products import CutoutProduct, RenderLimits
 from service.services.cutouts import CutoutPlan
 from service.services.identity import Product
 from service.tpf import FrameWindow, WindowOutsideSector, read_window
 
+# The routes take ALLOWED_CMAPS, MP4_AVAILABLE and MovieStyle from here (re-exported above with `as`): api imports
+# no rendering module.
 MovieFormat = Literal["gif", "mp4"]
 MOVIE_MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4"}
 

@@ -22,6 +22,7 @@ from service.services.answers import Found
 from service.services.artifacts import Artifact, upstream_ledger
 from service.services.dv import DvService
 from service.services.identity import Product
+from service.services.pools import overloaded_when_full
 from service.services.workshop import Workshop
 from service.tces import TceRef
 from service.upstream.exomast import DvHeaders, DvTable
@@ -80,7 +81,8 @@ class TceProducts:
         async def produce() -> Artifact:
             if product.renders:
                 # Only the request that starts a render gets here; identical ones wait for it in the single-flight.
-                self.render_pool.refuse_if_full()
+                with overloaded_when_full():
+                    self.render_pool.refuse_if_full()
             resolved = ref or await self._dv.resolve(tic_id, key_id)
             if product.needs_headers(params):
                 table, headers = await asyncio.gather(
@@ -90,7 +92,7 @@ class TceProducts:
                 table, headers = await self._dv.table(tic_id, resolved), None  # no render place held meanwhile
             data = TceData(tic_id, resolved, table, headers)
             if product.renders:
-                with self.render_pool.admitted_work():
+                with overloaded_when_full(), self.render_pool.admitted_work():
                     made = await run_blocking(product.make, data, params, limiter=self._limiters.render)
             else:
                 made = await run_blocking(product.make, data, params, limiter=self._limiters.cpu)

@@ -188,20 +188,20 @@ class TesscutMirror:
             for h in hits
         ]
 
-    async def cutout_zip(self, request: MirrorCutout, result_url: Callable[[CutoutPlan], str]) -> MirrorZip | None:
+    async def cutout_zip(self, request: MirrorCutout, plan_result_url: Callable[[CutoutPlan], str]) -> MirrorZip | None:
         """Return the files of every sector's cutout (or of the requested sector), or None when there are none.
 
         Each sector is its own cached cutout and, on a miss, its own TESScut request; they are made together (the
         TESScut client keeps to MAST's limits) and waited for up to the TESScut deadline. A sector TESScut has no
-        data for is left out, as TESScut leaves it out of its zip. ``result_url(plan)`` names where a job's result
-        can be fetched (shown at /jobs/{id} to whoever shares the job). A sector whose cutout has expired and whose
-        download fails upstream contributes its expired files (`CutoutService.ensure_files`): the zip is the one
-        served before, byte for byte, and the answer is marked stale (``StaleMarkingMiddleware``).
+        data for is left out, as TESScut leaves it out of its zip. ``plan_result_url(plan)`` names where a job's
+        result can be fetched (shown at /jobs/{id} to whoever shares the job). A sector whose cutout has expired and
+        whose download fails upstream contributes its expired files (`CutoutService.ensure_files`): the zip is the
+        one served before, byte for byte, and the answer is marked stale (``StaleMarkingMiddleware``).
         """
         plans = await self._plans(request)
         if not plans:
             return None
-        outcomes = await self._ensure_all(plans, result_url)
+        outcomes = await self._ensure_all(plans, plan_result_url)
         files = [file for plan_files, _ in outcomes for file in plan_files]
         if not files:
             return None
@@ -220,14 +220,14 @@ class TesscutMirror:
             return []
 
     async def _ensure_all(
-        self, plans: list[CutoutPlan], result_url: Callable[[CutoutPlan], str]
+        self, plans: list[CutoutPlan], plan_result_url: Callable[[CutoutPlan], str]
     ) -> list[tuple[list[CutoutFile], bool]]:
         """Return each plan's files and whether they were cached, made together within the wait; none on failure."""
         per_plan: list[tuple[list[CutoutFile], bool] | None] = [None] * len(plans)
 
         async def fetch(index: int, plan: CutoutPlan) -> None:
             try:
-                per_plan[index] = await self._cutouts.ensure_files(plan, result_url(plan))
+                per_plan[index] = await self._cutouts.ensure_files(plan, plan_result_url(plan))
             except NotFound:
                 per_plan[index] = ([], True)
 

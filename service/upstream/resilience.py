@@ -56,6 +56,7 @@ from tenacity.wait import wait_random_exponential
 
 from service.errors import (
     BadUpstreamResponse,
+    CircuitOpen,
     NotFound,
     Overloaded,
     ServiceError,
@@ -69,6 +70,7 @@ from service.infra.metrics import (
     UPSTREAM_REQUESTS,
     UPSTREAM_RETRIES,
 )
+from service.problem_documents import status_of
 
 T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -135,16 +137,6 @@ class BreakerState(enum.IntEnum):
     CLOSED = 0
     HALF_OPEN = 1
     OPEN = 2
-
-
-class CircuitOpen(UpstreamUnavailable):
-    """The upstream's breaker is open: answered at once, without asking the upstream."""
-
-    title, slug = "Upstream circuit open", "upstream-circuit-open"
-
-    def __init__(self, detail: str, *, upstream: str, retry_after_s: int, state: BreakerState) -> None:
-        super().__init__(detail, upstream=upstream, retry_after_s=retry_after_s)
-        self.extensions["breaker"] = state.name.lower().replace("_", "-")
 
 
 class CircuitBreaker:
@@ -399,7 +391,7 @@ class UpstreamGuard:
             result = await attempt(deadline)
         except ServiceError as exc:
             failure = classify(exc)
-            outcome = "not_found" if isinstance(exc, NotFound) else str(exc.status)
+            outcome = "not_found" if isinstance(exc, NotFound) else str(status_of(exc))
             raise
         except Exception:
             outcome = "error"

@@ -46,7 +46,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, order=True)
-class SectorHit:
+class SectorCcd:
     """One sector/camera/CCD whose FFIs cover a position."""
 
     sector: int
@@ -328,17 +328,17 @@ class TesscutClient:
         for session in list(self._sessions):
             session.close()
 
-    async def sectors(self, ra_deg: float, dec_deg: float, radius_deg: float = 0.0) -> list[SectorHit]:
+    async def sectors(self, ra_deg: float, dec_deg: float, radius_deg: float = 0.0) -> list[SectorCcd]:
         """Return every sector/camera/CCD whose FFIs cover the position, sorted."""
 
-        def lookup(tesscut: Any) -> list[SectorHit]:
+        def lookup(tesscut: Any) -> list[SectorCcd]:
             # The same request astroquery's get_sectors sends, but its answer is checked here: get_sectors reads
             # a missing "results" as "no sectors", which would then be cached as such.
             params = {"ra": ra_deg, "dec": dec_deg, "radius": radius_deg}
             response = tesscut._service_api_connection.service_request_async("sector", params)
             try:
                 results = response.json()["results"]
-                return sorted({SectorHit(int(r["sector"]), int(r["camera"]), int(r["ccd"])) for r in results})
+                return sorted({SectorCcd(int(r["sector"]), int(r["camera"]), int(r["ccd"])) for r in results})
             except (ValueError, KeyError, TypeError) as exc:
                 raise BadUpstreamResponse(
                     "TESScut's sector answer has no usable 'results' list.", upstream=UPSTREAM

@@ -17,7 +17,7 @@ from service.services.cutouts import CutoutPlan, CutoutService
 from service.services.jobs import Job, JobRegistry
 from service.services.targets import Target
 from service.services.workshop import Workshop
-from service.upstream.tesscut import SectorHit
+from service.upstream.tesscut import SectorCcd
 from tests.api.test_cutouts import poll_until_finished
 from tests.api.test_stale_if_error import assert_stale, cache_entries
 from tests.clock import FakeClock
@@ -138,7 +138,7 @@ async def test_only_upstream_failures_fall_back_to_the_expired_copy(tmp_path):
     jobs = JobRegistry(60)
     workshop = Workshop(store, cache, jobs, SlowAnswers(jobs, default_wait_s=60.0), store._limiters)
     cutouts = CutoutService(workshop, None, pool=pool, ttl_sectors_s=1, ttl_cutout_s=1)
-    plan = CutoutPlan(Target(340.8004, -36.3439), 5, 1, (SectorHit(1, 1, 2),), sector_pinned=True)
+    plan = CutoutPlan(Target(340.8004, -36.3439), 5, 1, (SectorCcd(1, 1, 2),), sector_pinned=True)
     cache.put(plan.fits_key, b"SIMPLE", media_type="application/fits", ttl_s=0)
 
     def failed(error):

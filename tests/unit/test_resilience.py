@@ -18,6 +18,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from service.errors import (
     BadUpstreamResponse,
+    CircuitOpen,
     InsufficientStorage,
     NotFound,
     Overloaded,
@@ -25,11 +26,11 @@ from service.errors import (
     UpstreamUnavailable,
 )
 from service.infra.metrics import BREAKER_STATE, UPSTREAM_REQUESTS, UPSTREAM_RETRIES
+from service.problem_documents import status_of
 from service.upstream.http import Budget, request_bytes
 from service.upstream.resilience import (
     BreakerState,
     CircuitBreaker,
-    CircuitOpen,
     Failure,
     RetryPolicy,
     UpstreamGuard,
@@ -350,14 +351,14 @@ async def test_no_attempt_starts_without_a_useful_slice_of_the_deadline():
     with pytest.raises(UpstreamUnavailable) as answered:
         await guard("Unit N", deadline_s=0.5).call("tces", slow_then_overloaded)
     assert calls == 1, "a retry with 30 ms left would only end in a 504 that hides the 503"
-    assert classify(answered.value) is Failure.TRANSIENT and answered.value.status == 503
+    assert classify(answered.value) is Failure.TRANSIENT and status_of(answered.value) == 503
 
 
 def test_tesscut_failures_on_our_side_are_local_and_a_failed_dns_lookup_is_unreachable():
     full = _translate(OSError(errno.ENOSPC, "No space left on device"))
     assert isinstance(full, InsufficientStorage) and classify(full) is Failure.LOCAL
     other = _translate(PermissionError(errno.EACCES, "Permission denied"))
-    assert other.status == 500 and classify(other) is Failure.LOCAL
+    assert status_of(other) == 500 and classify(other) is Failure.LOCAL
     unresolved = requests.ConnectionError(
         MaxRetryError(None, "/", NameResolutionError("mast.test", None, OSError("Name or service not known")))
     )

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, Request
 
 from service.errors import ServiceError
+from service.problem_documents import answered_with
 from service.services.tesscut_mirror import MAX_CUTOUT_PIXELS, PIXEL_SCALE_DEG, MirrorCutout
 
 PREFIX = "/tesscut/api/v0.1"  # astroquery's TESScut base URL, on this service
@@ -28,29 +29,32 @@ _ANGLE_UNITS_DEG = {"": 1.0, "d": 1.0, "deg": 1.0, "m": 1.0 / 60.0, "s": 1.0 / 3
 _PIXEL_UNITS = ("px", "pixel", "pixels")
 
 
+@answered_with(400)
 class TesscutBadRequest(ServiceError):
     """A parameter TESScut would reject; the problem carries TESScut's ``msg`` too."""
 
-    status, title, slug = 400, "Bad request", "tesscut-bad-request"
+    title, slug = "Bad request", "tesscut-bad-request"
 
     def __init__(self, message: str) -> None:
         super().__init__(message, extensions={"msg": message})
 
 
+@answered_with(413)
 class FormTooLarge(ServiceError):
     """A POST body larger than any TESScut form."""
 
-    status, title, slug = 413, "Request body too large", "body-too-large"
+    title, slug = "Request body too large", "body-too-large"
 
     def __init__(self) -> None:
         message = f"The form body is larger than {MAX_FORM_BYTES} bytes; TESScut's parameters fit in far less."
         super().__init__(message, extensions={"msg": message})
 
 
+@answered_with(501)
 class MovingTargetsNotSupported(ServiceError):
     """Moving-target cutouts are not mirrored yet."""
 
-    status, title, slug = 501, "Not implemented", "not-implemented"
+    title, slug = "Not implemented", "not-implemented"
 
     def __init__(self) -> None:
         message = (

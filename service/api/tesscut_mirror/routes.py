@@ -64,7 +64,7 @@ async def sector(query: SectorQueryDep, services: ServicesDep) -> Response:
 
 async def astrocut(request: Request, cutout: AstrocutQueryDep, services: ServicesDep) -> Response:
     """TESScut ``astrocut``: a zip of every sector's cutout, or TESScut's "no data" message."""
-    archive = await services.tesscut_mirror.cutout_zip(cutout, result_url)
+    archive = await services.tesscut_mirror.cutout_zip(cutout, plan_result_url)
     if archive is None:
         return Response(
             orjson.dumps({"msg": NO_DATA_MESSAGE}), media_type="application/json", headers={"Cache-Control": "no-store"}
@@ -77,7 +77,7 @@ async def moving_target_refused(request: Request) -> Response:
     raise MovingTargetsNotSupported()
 
 
-def result_url(plan: CutoutPlan) -> str:
+def plan_result_url(plan: CutoutPlan) -> str:
     """Return where the result of a plan's job is served: `/cutout` for squares, else this mirror."""
     target = plan.target
     rows, columns = plan.shape_px
