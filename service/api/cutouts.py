@@ -17,7 +17,7 @@ from service.api.params import (
     position_source,
     tic_source,
 )
-from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
+from service.api.problems import UPSTREAM_PROBLEMS, binary_answer, problem_responses
 from service.deps import ServicesDep, TicIdDep
 from service.schemas import CutoutSummary, JobView, SectorList
 from service.services.answers import Found
@@ -37,12 +37,9 @@ Format = Annotated[
 ]
 
 CUTOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The target pixel file (application/fits), or its summary (application/json).",
-        "content": {
-            "application/fits": {"schema": {"type": "string", "format": "binary"}},
-        },
-    },
+    200: binary_answer(
+        "The target pixel file (application/fits), or its summary (application/json).", "application/fits"
+    ),
     202: {
         "description": "Still being made: poll `Location` (/jobs/{id}) after `Retry-After` seconds.",
         "model": JobView,

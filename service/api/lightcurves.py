@@ -9,7 +9,7 @@ from starlette.responses import Response
 from service.api.answers import respond
 from service.api.negotiation import negotiate
 from service.api.params import BTJD_RANGE, OptionalWindow, described, optional_window
-from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
+from service.api.problems import UPSTREAM_PROBLEMS, binary_answer, binary_content, problem_responses
 from service.api.tces import TceIdPath
 from service.deps import ServicesDep, TicIdDep
 from service.errors import InvalidRequest
@@ -115,7 +115,7 @@ async def table_ask(
                     "schema": {"type": "string"},
                     "example": "TIME,LC_DETREND\n1334.0011,0.00312\n1334.0025,\n",
                 },
-                FITS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+                **binary_content(FITS_MEDIA_TYPE),
             },
         },
         **problem_responses(404, 406, 409, 422, *UPSTREAM_PROBLEMS),
@@ -192,7 +192,7 @@ async def lightcurve_plot(
     "shades one. Rendered once, then served from the cache.",
     response_class=Response,
     responses={
-        200: {"description": "The plot.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        200: binary_answer("The plot.", "image/png"),
         **problem_responses(404, 409, 422, *UPSTREAM_PROBLEMS),
     },
 )

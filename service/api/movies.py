@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from service.api.cutout_products import serve_product
 from service.api.params import BTJD_RANGE, End, Start, check_window, described, position_source, tic_source
-from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
+from service.api.problems import UPSTREAM_PROBLEMS, binary_answer, problem_responses
 from service.errors import InvalidRequest
 from service.schemas import JobView
 from service.services.movies import ALLOWED_CMAPS, FRAME, MOVIE, MP4_AVAILABLE, MovieParams, MovieStyle
@@ -73,18 +73,12 @@ MovieFormatParam = Annotated[
 ]
 
 MOVIE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The movie.",
-        "content": {
-            "image/gif": {"schema": {"type": "string", "format": "binary"}},
-            "video/mp4": {"schema": {"type": "string", "format": "binary"}},
-        },
-    },
+    200: binary_answer("The movie.", "image/gif", "video/mp4"),
     202: {"description": "The cutout is still being fetched: poll `Location` (/jobs/{id}).", "model": JobView},
     **problem_responses(404, 422, *UPSTREAM_PROBLEMS),
 }
 FRAME_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The frame.", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+    200: binary_answer("The frame.", "image/png"),
     202: MOVIE_RESPONSES[202],
     **problem_responses(404, 422, *UPSTREAM_PROBLEMS),
 }

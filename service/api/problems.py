@@ -1,4 +1,4 @@
-"""OpenAPI descriptions of the problem answers, shared by the routers."""
+"""OpenAPI descriptions shared by the routers: the problem answers, and binary bodies."""
 
 from typing import Any
 
@@ -65,3 +65,13 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 UPSTREAM_PROBLEMS = (502, 503, 504)
+
+
+def binary_content(*media_types: str) -> dict[str, dict[str, Any]]:
+    """Return the OpenAPI ``content`` of a binary body in each of ``media_types``."""
+    return {media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in media_types}
+
+
+def binary_answer(description: str, *media_types: str) -> dict[str, Any]:
+    """Return the OpenAPI description of an answer whose body is binary in each of ``media_types``."""
+    return {"description": description, "content": binary_content(*media_types)}

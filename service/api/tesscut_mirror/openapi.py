@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
+from service.api.problems import UPSTREAM_PROBLEMS, binary_content, problem_responses
 from service.api.tesscut_mirror.params import MAX_FORM_BYTES, PREFIX, MovingTargetsNotSupported
 from service.services.tesscut_mirror import MAX_CUTOUT_PIXELS, NO_DATA_MESSAGE
 
@@ -157,7 +157,7 @@ _ASTROCUT_RESPONSES: Responses = {
         "TESScut named them, e.g. `tess-s0001-1-2_340.8004000_-36.3439000_5-x-5_astrocut.fits`; `X-Cache` says "
         'whether every file came from the cache. When no FFI holds the position: JSON `{"msg": ...}`, as TESScut.',
         "content": {
-            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            **binary_content("application/zip"),
             "application/json": {"example": {"msg": NO_DATA_MESSAGE}},
         },
     },
