@@ -178,15 +178,13 @@ def _services(settings: Settings, upstreams: _Upstreams, limiters: Limiters, cac
     """Build every service over the cache and the upstream clients, each once for the app's life."""
     store = ArtifactStore(cache, limiters, keep_values=cache.memory.max_bytes > 0)
     jobs = JobRegistry(keep_s=settings.job_keep_s)
-    dv = DvService(
-        store, upstreams.exomast, limiters, ttl_tce_list_s=settings.ttl_tce_list_s, ttl_dv_s=settings.ttl_dv_s
-    )
+    answers = SlowAnswers(jobs, default_wait_s=settings.job_wait_default_s)
+    workshop = Workshop(store, cache, jobs, answers, limiters)
+    dv = DvService(workshop, upstreams.exomast, ttl_tce_list_s=settings.ttl_tce_list_s, ttl_dv_s=settings.ttl_dv_s)
     # Cutout work runs in TESScut's in-flight slots; a retry comes back when a slot may be free.
     cutout_pool = Admission(
         "cutout", running=settings.tesscut_max_in_flight, waiting=settings.cutout_queue_max, retry_after_s=10
     )
-    answers = SlowAnswers(jobs, default_wait_s=settings.job_wait_default_s)
-    workshop = Workshop(store, cache, jobs, answers, limiters)
     cutouts = CutoutService(
         workshop,
         upstreams.tesscut,

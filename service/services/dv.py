@@ -15,12 +15,12 @@ import orjson
 
 from service.errors import BadUpstreamResponse, NotFound
 from service.infra.cache import CachedBody
-from service.infra.threads import Limiters
 from service.rendering import lightcurve_tables
 from service.rendering.lightcurve_tables import ColumnInfo, LightCurveTable
 from service.schemas import TceList, TceSummary, TceSummaryValues
-from service.services.artifacts import Artifact, ArtifactStore, upstream_ledger
+from service.services.artifacts import Artifact, upstream_ledger
 from service.services.identity import Product, data_key
+from service.services.workshop import Workshop
 from service.tces import TceRef, parse_tce_id, resolve_tce
 from service.upstream.exomast import DvHeaders, DvTable, ExoMastClient, decode_dv_table, encode_dv_table
 
@@ -124,18 +124,10 @@ def select_lightcurve(
 class DvService:
     """Answers the DV routes from the cache, asking ExoMAST only on a miss."""
 
-    def __init__(
-        self,
-        store: ArtifactStore,
-        exomast: ExoMastClient,
-        limiters: Limiters,
-        *,
-        ttl_tce_list_s: int,
-        ttl_dv_s: int,
-    ) -> None:
-        self._store = store
+    def __init__(self, workshop: Workshop, exomast: ExoMastClient, *, ttl_tce_list_s: int, ttl_dv_s: int) -> None:
+        self._store = workshop.store
+        self._limiters = workshop.limiters
         self._exomast = exomast
-        self._limiters = limiters
         self.ttl_tce_list_s = ttl_tce_list_s  # how long TCE lists stay fresh
         self.ttl_dv_s = ttl_dv_s  # how long DV headers and time series stay fresh
 
