@@ -28,6 +28,8 @@ MIN_BTJD, MAX_BTJD = -1e5, 1e6
 BTJD_RANGE: dict[str, Any] = {"ge": MIN_BTJD, "le": MAX_BTJD, "allow_inf_nan": False}
 RA_RANGE: dict[str, Any] = {"ge": 0, "lt": 360, "allow_inf_nan": False}
 DEC_RANGE: dict[str, Any] = {"ge": -90, "le": 90, "allow_inf_nan": False}
+# TESScut cuts at most 10,000 pixels: 100 × 100.
+SIZE_RANGE_PX: dict[str, Any] = {"ge": 1, "le": 100}
 
 Ra = Annotated[
     float,
@@ -64,8 +66,7 @@ Size = Annotated[
     described(
         "Cutout side in pixels (21″ each); at most 100, i.e. TESScut's 10,000-pixel limit.",
         ("tutorial", "The tutorial's 50×50", 50),
-        ge=1,
-        le=100,
+        **SIZE_RANGE_PX,
     ),
 ]
 Wait = Annotated[
