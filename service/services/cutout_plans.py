@@ -136,7 +136,7 @@ class CutoutPlanner:
         async def produce() -> Artifact:
             hits = await self.sectors(target.ra_deg, target.dec_deg)
             body = {**extra, "ra_deg": target.ra_deg, "dec_deg": target.dec_deg, "sectors": sectors_json(hits)}
-            return Artifact(orjson.dumps(body), "application/json", self._ttl_sectors_s)
+            return Artifact(SECTORS.json_body(body), "application/json", self._ttl_sectors_s)
 
         return await self._store.body(SECTORS.key(target.cache_key), produce)
 

@@ -18,7 +18,7 @@ import orjson
 from service.errors import BadUpstreamResponse, ServiceError, UpstreamError
 from service.infra.cache import CachedBody, DiskCache
 from service.services.artifacts import ArtifactStore
-from service.services.cutout_plans import CutoutPlan
+from service.services.cutout_plans import CUTOUT, CutoutPlan
 from service.tpf import contains_target, describe_tpf, stamp_tic
 from service.upstream.tesscut import SectorCcd
 
@@ -165,5 +165,5 @@ class CutoutStore:
             if path != chosen:
                 self._cache.put_file(entry["key"], path, media_type="application/fits", ttl_s=ttl_s)
         self._cache.put_file(plan.fits_key, chosen, media_type="application/fits", ttl_s=ttl_s, headers=headers)
-        self._cache.put(plan.summary_key, orjson.dumps(summary), media_type="application/json", ttl_s=ttl_s)
+        self._cache.put(plan.summary_key, CUTOUT.json_body(summary), media_type="application/json", ttl_s=ttl_s)
         self._cache.put(plan.files_key, orjson.dumps(manifest), media_type="application/json", ttl_s=ttl_s)

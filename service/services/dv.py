@@ -208,7 +208,7 @@ class DvService:
 
         async def produce() -> Artifact:
             refs = await self.tce_refs(tic_id)
-            body = orjson.dumps({"tic_id": tic_id, "tces": [tce_json(r) for r in refs]})
+            body = TCE_LIST.json_body({"tic_id": tic_id, "tces": [tce_json(r) for r in refs]})
             return Artifact(body, "application/json", self.ttl_tce_list_s)
 
         return await self.answer(TCE_LIST.key(tic_id), produce)
@@ -228,7 +228,7 @@ class DvService:
 
         async def produce() -> Artifact:
             resolved = ref or await self.resolve(tic_id, key_id)
-            body = orjson.dumps(summarize_tce(tic_id, resolved, await self.headers(tic_id, resolved)))
+            body = TCE_SUMMARY.json_body(summarize_tce(tic_id, resolved, await self.headers(tic_id, resolved)))
             return Artifact(body, "application/json", self.ttl_dv_s)
 
         body, hit = await self.answer(TCE_SUMMARY.key(tic_id, key_id), produce)

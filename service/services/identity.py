@@ -5,6 +5,9 @@ that shapes the bytes (the renderer modules a product names) and the JSON schema
 changing a renderer or a schema changes the key by construction: old entries are simply never found again and age
 out. ``revision`` is for what no fingerprint sees (a library upgrade that changes output): bump it by hand.
 
+A JSON product's body is checked against that same response model as it is made (`Product.json_body`), once per
+cache miss: the schema the OpenAPI document shows is the shape every served body has, not documentation only.
+
 Upstream data (what MAST said, normalised) is keyed by `data_key`: its encoding lives with the code that decodes
 it, and a change there bumps `DATA_REVISION`.
 """
@@ -14,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+from collections.abc import Mapping
 from dataclasses import astuple, dataclass, field, is_dataclass
 from functools import cached_property
 from types import ModuleType
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 # Bump when the encoding of cached upstream data changes, so old entries are never decoded.
 DATA_REVISION = "v1"
@@ -73,6 +77,28 @@ class Product:
     def key(self, *parts: object) -> str:
         """Return the cache key of this product for these inputs."""
         return ":".join((self.identity, *map(canonical, _expanded(parts))))
+
+    def json_body(self, document: Mapping[str, Any] | bytes) -> bytes:
+        """Return a body of this product, made to its response model: raise when it does not fit.
+
+        A document is validated against the model (no key it does not declare, every field of its type) and
+        written by orjson as it is, so the bytes do not depend on pydantic's coercions (an int stays an int);
+        bytes already written by a fast encoder are parsed by the model instead. A body that does not fit is our
+        bug, answered 500 and logged, never cached.
+        """
+        model = self._checked_model
+        if isinstance(document, bytes):
+            model.model_validate_json(document)
+            return document
+        model.model_validate(document)
+        return orjson.dumps(document)
+
+    @cached_property
+    def _checked_model(self) -> type[BaseModel]:
+        """Return the response model, refusing keys it does not declare (the documented model lets them pass)."""
+        if self.schema is None:
+            raise TypeError(f"Product {self.name!r} declares no response model to build its body from.")
+        return type(self.schema.__name__, (self.schema,), {"model_config": ConfigDict(extra="forbid")})
 
 
 def _expanded(parts: tuple[object, ...]) -> list[object]:

@@ -76,7 +76,8 @@ def make_table(data: TceData, params: LightCurveParams) -> Made:
             "start_btjd": params.start_btjd,
             "end_btjd": params.end_btjd,
         }
-        return Made(*lightcurve_tables.to_json(selected, meta))
+        payload, media_type = lightcurve_tables.to_json(selected, meta)
+        return Made(LIGHTCURVE.product.json_body(payload), media_type)
     if params.format == "csv":
         payload, media_type = lightcurve_tables.to_csv(selected)
         disposition = f'attachment; filename="{stem}.csv"'
