@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,13 @@ from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
 
+# warnings.catch_warnings swaps the process-wide filter list: two threads inside it at once can restore each
+# other's filters (one thread's WCS then warns, or errors where warnings are errors). One at a time, then.
+_QUIET_WCS = threading.Lock()
+
+
 def _aperture_wcs(header: fits.Header) -> WCS:
-    with warnings.catch_warnings():
+    with _QUIET_WCS, warnings.catch_warnings():
         # TESScut's APERTURE headers carry non-standard keywords that astropy fixes and warns about.
         warnings.simplefilter("ignore", FITSFixedWarning)
         warnings.simplefilter("ignore", AstropyWarning)
