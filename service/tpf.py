@@ -20,7 +20,6 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
-
 # warnings.catch_warnings swaps the process-wide filter list: two threads inside it at once can restore each
 # other's filters (one thread's WCS then warns, or errors where warnings are errors). One at a time, then.
 _QUIET_WCS = threading.Lock()
