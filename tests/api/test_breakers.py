@@ -19,6 +19,7 @@ from asgi_lifespan import LifespanManager
 from service.infra.metrics import BREAKER_REJECTIONS
 from service.main import create_app
 from tests.conftest import WASP18_TIC, WEIRD_TIC
+from tests.polling import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -150,8 +151,9 @@ async def test_half_open_lets_one_probe_through_and_refuses_the_rest(make_client
         # The probe succeeds, slowly: long enough for one more request to be refused meanwhile.
         mast.set_fault(TCES_GLOB, delay_s=2.0)
         probe = asyncio.create_task(client.get(f"/tic/{WEIRD_TIC}/tces"))
-        while mast.count(endpoint="exomast.tces") == THRESHOLD:
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            lambda: mast.count(endpoint="exomast.tces") > THRESHOLD, 30, what="the probe to reach ExoMAST"
+        )
         meanwhile = await client.get(f"/tic/{WASP18_TIC}/tces")  # another TIC: no single-flight sharing
         assert meanwhile.status_code == 503 and meanwhile.json()["breaker"] == "half-open"
         # ExoMAST's attempts have taken milliseconds: the probe should be back within a second.

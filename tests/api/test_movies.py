@@ -10,6 +10,7 @@ from astropy.io import fits
 from PIL import Image, ImageSequence
 
 from tests.conftest import WEIRD_TCE, WEIRD_TIC
+from tests.polling import poll_job
 
 pytestmark = pytest.mark.anyio
 
@@ -105,12 +106,7 @@ async def test_cold_movie_without_waiting_gets_a_job(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.5)
     accepted = await client.get(MOVIE, params={"start": 1334, "end": 1334.3, "wait": 0})
     assert accepted.status_code == 202
-    location = accepted.headers["location"]
-    for _ in range(300):
-        job = (await client.get(location)).json()
-        if job["status"] in ("done", "failed"):
-            break
-        await asyncio.sleep(0.05)
+    job = (await poll_job(client, accepted.headers["location"])).json()
     assert job["status"] == "done"
     assert job["result_url"].startswith(MOVIE + "?start=1334")
     result = await client.get(job["result_url"])

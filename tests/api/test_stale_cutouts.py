@@ -16,10 +16,10 @@ from service.services.cutouts import CutoutPlan, CutoutService
 from service.services.jobs import Job, JobRegistry
 from service.services.targets import Target
 from service.upstream.tesscut import SectorHit
-from tests.api.test_cutouts import poll_until_finished
 from tests.api.test_stale_if_error import assert_stale, cache_entries
 from tests.clock import FakeClock
 from tests.conftest import WEIRD_TIC
+from tests.polling import poll_job
 
 pytestmark = pytest.mark.anyio
 
@@ -200,7 +200,7 @@ async def test_a_job_that_fails_while_an_expired_copy_exists(make_client, clock,
         mast.set_fault(ASTROCUT_GLOB, status=503, delay_s=0.3)
         accepted = await client.get(TIC_CUTOUT, params={**SMALL, "wait": 0})
         assert accepted.status_code == 202, "wait=0: the refresh is a job, as for any cutout not fresh"
-        job = await poll_until_finished(client, accepted.headers["location"])
+        job = (await poll_job(client, accepted)).json()
         # The refresh failed and nothing new was made: the job says so, with TESScut's problem.
         assert job["status"] == "failed" and job["result_url"] is None
         assert job["problem"]["status"] == 503 and job["problem"]["upstream"] == "TESScut"

@@ -24,6 +24,7 @@ from astropy.wcs import WCS
 from tests.fake_mast import FakeMast
 from tests.fake_mast.footprints import TWO_CCD_POSITION
 from tests.fake_mast.scene import mover_offset_px
+from tests.polling import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REAL_ZIP = REPO_ROOT / "tests" / "data" / "astrocut_107.27_-70.0_5x5.zip"
@@ -423,9 +424,7 @@ def test_more_than_10_simultaneous_requests_get_503(mast: FakeMast) -> None:
     # Rejected requests count while they are answered, so the mark passes 10 exactly when a client overdid it.
     assert mast.tesscut_in_flight_max() >= 11
     # A request counts out after its last byte is written, which can be just after the client has read it.
-    settle_by = time.monotonic() + 5
-    while mast.tesscut_in_flight() and time.monotonic() < settle_by:
-        time.sleep(0.01)
+    wait_until(lambda: mast.tesscut_in_flight() == 0, 5, what="the last request to count out")
     assert mast.tesscut_in_flight() == 0
     mast.reset()
     assert mast.tesscut_in_flight_max() == 0

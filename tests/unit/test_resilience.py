@@ -37,6 +37,7 @@ from service.upstream.resilience import (
     upstream_retry_after_s,
 )
 from service.upstream.tesscut import _translate
+from tests.polling import wait_until_async
 
 
 class Clock:
@@ -293,8 +294,7 @@ async def test_a_call_queued_for_a_local_slot_does_not_hold_the_probe():
         return "ok"
 
     calls = [asyncio.create_task(queued.call("tces", ok, slot=slot)) for _ in range(2)]
-    while waiting < 2:
-        await asyncio.sleep(0)
+    await wait_until_async(lambda: waiting >= 2, 5, what="both calls to queue for the slot", interval_s=0)
     breaker.check()  # both queue, neither holds the probe: nobody is refused for a probe stuck in our queue
     slots.release()
     assert await asyncio.gather(*calls) == ["ok", "ok"]
@@ -372,8 +372,9 @@ async def test_waiting_for_our_own_pooled_connection_is_local(mast):
     url = mast.exomast_url + "dvdata/tess/100100827/tces/"
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as client:
         holder = asyncio.create_task(client.get(url))
-        while mast.count(endpoint="exomast.tces") == 0:
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            lambda: mast.count(endpoint="exomast.tces"), 30, what="the first request to hold the connection"
+        )
         with pytest.raises(UpstreamUnavailable) as waited:
             await request_bytes(client, "GET", url, upstream="Test", max_bytes=10**6, total_timeout_s=0.2)
         await holder
