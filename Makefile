@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test run openapi lint bench bench-load fake-mast clean
+.PHONY: demo test test-fast run openapi lint bench bench-load fake-mast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 ## test: lint, type-check and run the whole test suite
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+## test-fast: only the tests marked neither slow nor process (seconds, for the edit-test loop; no lint)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not process"
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests benchmarks scripts

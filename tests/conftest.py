@@ -23,6 +23,17 @@ WASP126_TIC = 25155310
 WASP18_TIC = 100100827
 
 
+# Fixtures that start the service as its own process: a test using one is marked `process`.
+PROCESS_FIXTURES = {"running_service", "fuzz_service"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `process` every test that starts the service through a fixture (the fixture cannot carry the mark)."""
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
+
+
 @pytest.fixture(scope="session")
 def mast() -> Iterator[FakeMast]:
     """The MAST emulator, listening on a free loopback port for the whole session."""

@@ -112,12 +112,15 @@ async def test_a_tesscut_probe_answered_500_opens_the_breaker_again(make_client,
         assert mast.count(endpoint="tesscut.sector") == THRESHOLD + 1
 
 
+@pytest.mark.slow
 async def test_half_open_lets_one_probe_through_and_refuses_the_rest(make_client, mast, clock):
     async with make_client(breaker_clock=clock, **BREAKER, breaker_reset_s=RESET_S) as client:
         await open_exomast_breaker(client, mast)
         clock.now += RESET_S
-        # The probe succeeds, slowly: long enough for one more request to be refused meanwhile.
-        mast.set_fault(TCES_GLOB, delay_s=2.0)
+        # The probe succeeds, slowly: long enough for one more request to be refused meanwhile. Only the probe is
+        # slowed: the request after it has nothing to wait for.
+        mast.clear_faults()
+        mast.set_fault(TCES_GLOB, delay_s=2.0, times=1)
         probe = asyncio.create_task(client.get(f"/tic/{WEIRD_TIC}/tces"))
         await wait_until_async(
             lambda: mast.count(endpoint="exomast.tces") > THRESHOLD, 30, what="the probe to reach ExoMAST"

@@ -23,6 +23,8 @@ from tests.fake_mast import FakeMast
 from tests.polling import poll_job_sync, wait_until
 from tests.service_process import service_env, spawn, uvicorn_command
 
+pytestmark = pytest.mark.process
+
 ASTROCUT = "/tesscut/api/v0.1/astrocut"
 # A 20x20 cutout of sector 1: a FITS file of several MiB, more than the 4 MiB a paused cache write has written.
 CUTOUT = "/cutout"

@@ -101,6 +101,7 @@ async def test_the_real_2018_sample_is_served_unmodified_and_summarised(client):
     assert summary["ticid"] is None
 
 
+@pytest.mark.slow
 async def test_slow_cutout_answers_202_then_the_job_delivers(client, mast):
     mast.set_fault(ASTROCUT, throttle_bytes_per_s=8_000_000)
     accepted = await client.get(WEIRD_CUTOUT, params={"sector": 1, "wait": 0})
@@ -148,6 +149,7 @@ async def test_twenty_concurrent_cold_cutouts_make_one_astrocut_call(client, mas
     assert mast.count(endpoint="tesscut.astrocut") == 1
 
 
+@pytest.mark.slow  # thirty TESScut calls at its 5 starts per second
 async def test_at_most_ten_tesscut_requests_in_flight(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.6)
     sizes = range(1, 16)  # fifteen different cutouts, all cold at once

@@ -35,6 +35,7 @@ def decoded_frames(gif_bytes):
     return image, frames
 
 
+@pytest.mark.slow
 async def test_movie_of_the_dip_shows_the_moving_source(client, mast):
     response = await client.get(MOVIE, params={"start": 1334, "end": 1335})
     assert response.status_code == 200
@@ -84,6 +85,7 @@ async def test_fifty_concurrent_cold_movie_requests_fetch_and_render_once(client
     assert mast.count(endpoint="tesscut.astrocut") == 1
 
 
+@pytest.mark.slow
 async def test_health_answers_while_movies_render(make_client, mast):
     async with make_client(render_threads=2) as client:
         await client.get(f"/tic/{WEIRD_TIC}/cutout", params={"sector": 1})  # cutout cached: the work is rendering

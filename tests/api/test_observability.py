@@ -215,6 +215,7 @@ async def test_every_log_record_of_a_request_carries_its_id(client, mast, caplog
     assert [record.name for record in health] == ["service.access"]
 
 
+@pytest.mark.process
 def test_python_m_service_writes_json_lines_with_request_ids(mast, tmp_path, unused_tcp_port):
     env = service_env(mast, tmp_path / "cache", TESS_SERVICE_PORT=str(unused_tcp_port), TESS_SERVICE_LOG_FORMAT="json")
     base = f"http://127.0.0.1:{unused_tcp_port}"

@@ -23,7 +23,8 @@ from service.settings import Settings
 from tests.conftest import WASP126_TIC, WEIRD_TIC
 from tests.polling import poll_job, wait_until_async
 
-pytestmark = pytest.mark.anyio
+# Slow: each test fills a pool with work held up by a slowed emulator, then drains it.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 ASTROCUT = "/tesscut/api/v0.1/astrocut"
 SECTOR_LOOKUP = "/tesscut/api/v0.1/sector"

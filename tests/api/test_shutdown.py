@@ -17,11 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from astropy.io import fits
 
 from tests.conftest import WEIRD_TIC
 from tests.polling import poll_job_sync, wait_until
 from tests.service_process import module_command, running, service_env
+
+pytestmark = pytest.mark.process
 
 GRACE_S = 20
 ASTROCUT = "/tesscut/api/v0.1/astrocut"

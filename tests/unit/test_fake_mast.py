@@ -471,6 +471,7 @@ def test_stop_hangs_up_pooled_connections() -> None:
             http_client.get(TCES_PATH)
 
 
+@pytest.mark.process
 def test_runs_as_a_module_and_exits_on_sigint() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
