@@ -46,6 +46,7 @@ async def test_sectors_at_a_position_and_off_detector(client):
     assert north["sectors"] == []
 
 
+@pytest.mark.slow
 async def test_tic_cutout_is_a_tpf_with_the_tic_in_its_header(client, mast):
     response = await client.get(WEIRD_CUTOUT, params={"sector": 1, "size": 50})
     assert response.status_code == 200
@@ -141,6 +142,7 @@ async def test_a_job_finishes_after_its_client_went_away(client, mast):
     assert mast.count(endpoint="tesscut.astrocut") == 1
 
 
+@pytest.mark.slow
 async def test_twenty_concurrent_cold_cutouts_make_one_astrocut_call(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.5)
     responses = await asyncio.gather(*(client.get(WEIRD_CUTOUT, params={"sector": 1, "size": 20}) for _ in range(20)))
@@ -236,6 +238,7 @@ async def test_unknown_and_malformed_job_ids(client):
     assert (await client.get("/jobs/nope")).status_code == 422
 
 
+@pytest.mark.slow
 async def test_the_moving_source_is_in_the_pixels(client):
     """The emulator's solar-system object crosses near the target around BTJD 1334.45 (the DV dip)."""
     response = await client.get(WEIRD_CUTOUT, params={"sector": 1, "size": 50})

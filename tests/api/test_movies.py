@@ -75,6 +75,7 @@ async def test_second_movie_request_is_a_hit_and_304_works(client, mast):
     assert mast.count(endpoint="tesscut.astrocut") == 1
 
 
+@pytest.mark.slow
 async def test_fifty_concurrent_cold_movie_requests_fetch_and_render_once(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.5)
     params = {"start": 1334.2, "end": 1334.6, "cmap": "viridis"}
@@ -104,6 +105,7 @@ async def test_health_answers_while_movies_render(make_client, mast):
     assert health_checks >= 3, "health was answered several times while the four movies rendered"
 
 
+@pytest.mark.slow
 async def test_cold_movie_without_waiting_gets_a_job(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.5)
     accepted = await client.get(MOVIE, params={"start": 1334, "end": 1334.3, "wait": 0})
@@ -178,6 +180,7 @@ async def test_lightcurve_png_rejects_bad_parameters(client):
     assert bad.status_code == 422 and "highlight" in bad.json()["detail"]
 
 
+@pytest.mark.slow
 async def test_mp4_when_ffmpeg_is_installed(client):
     from service.rendering.movies import MP4_AVAILABLE
 

@@ -185,6 +185,7 @@ async def test_movie_needing_an_expired_cutout_answers_the_error_and_caches_noth
         assert "x-stale-reason" not in movie.headers
 
 
+@pytest.mark.slow
 async def test_a_job_that_fails_while_an_expired_copy_exists(make_client, clock, mast):
     async with make_client(cache_clock=clock, **FAST) as client:
         fits = await client.get(TIC_CUTOUT, params=SMALL)

@@ -241,6 +241,7 @@ async def test_when_the_breaker_opens_under_the_retries_the_upstream_error_is_an
     assert calls == 2
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_retry_after_that_fits_the_deadline_is_waited_for():
     started: list[float] = []
@@ -365,6 +366,7 @@ def test_tesscut_failures_on_our_side_are_local_and_a_failed_dns_lookup_is_unrea
     assert isinstance(unreachable, UpstreamUnavailable) and "could not be reached" in unreachable.detail
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_waiting_for_our_own_pooled_connection_is_local(mast):
     # One connection, held by a slow request: the next one runs out of time before it gets on the wire.
