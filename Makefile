@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test run openapi lint bench bench-load fake-mast clean
+.PHONY: demo test test-fast run openapi lint bench bench-load fake-mast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## test: lint, type-check and run the whole test suite
+## test: lint, type-check and run the whole test suite, one worker process per core (a module stays on one worker,
+## so its module-scoped service process or emulator is started once)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadscope
+
+## test-fast: the tests marked neither slow nor process, on one worker per core (for the edit-test loop; no lint)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not process" -n auto --dist loadscope
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests benchmarks scripts

@@ -23,6 +23,17 @@ WASP126_TIC = 25155310
 WASP18_TIC = 100100827
 
 
+# Fixtures that start the service as its own process: a test using one is marked `process`.
+PROCESS_FIXTURES = {"running_service", "fuzz_service"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `process` every test that starts the service through a fixture (the fixture cannot carry the mark)."""
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
+
+
 @pytest.fixture(scope="session")
 def mast() -> Iterator[FakeMast]:
     """The MAST emulator, listening on a free loopback port for the whole session."""
@@ -72,14 +83,18 @@ def make_client(
 ) -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
     """Open a client on a freshly started app (lifespan included); keywords override settings.
 
-    ``cache_clock`` replaces the cache's clock (e.g. a `tests.clock.FakeClock`, to expire entries without waiting).
+    ``cache_clock`` and ``breaker_clock`` replace the cache's and the circuit breakers' clocks (e.g. with a
+    `tests.clock.FakeClock`, to expire entries or end a reset period without waiting).
     """
 
     @asynccontextmanager
     async def open_client(
-        *, cache_clock: Callable[[], float] = time.time, **overrides: Any
+        *,
+        cache_clock: Callable[[], float] = time.time,
+        breaker_clock: Callable[[], float] = time.monotonic,
+        **overrides: Any,
     ) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(make_settings(**overrides), cache_clock=cache_clock)
+        app = create_app(make_settings(**overrides), cache_clock=cache_clock, breaker_clock=breaker_clock)
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:

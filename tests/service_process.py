@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 
 from tests.fake_mast import FakeMast
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,23 +49,26 @@ def module_command() -> list[str]:
     return [sys.executable, "-m", "service"]
 
 
+def answering(process: subprocess.Popen[Any], base: str) -> bool:
+    """Return whether the service at ``base`` answers /health; fail if its ``process`` has exited."""
+    assert process.poll() is None, "the service exited during start-up"
+    try:
+        httpx.get(f"{base}/health", timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
 def spawn(command: list[str], env: dict[str, str], base: str, **popen: Any) -> subprocess.Popen[Any]:
     """Start ``command`` and return it once ``base``/health answers."""
     process = subprocess.Popen(command, cwd=ROOT, env=env, **popen)
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            assert process.poll() is None, "the service exited during start-up"
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-                return process
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.05)
+        wait_until(lambda: answering(process, base), 60, what="the service to start", interval_s=0.05)
     except BaseException:
         process.kill()
         process.communicate(timeout=30)
         raise
+    return process
 
 
 @contextmanager

@@ -6,10 +6,7 @@ The breakers run on a clock the tests move by hand, so no step depends on how fa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -18,7 +15,9 @@ from asgi_lifespan import LifespanManager
 
 from service.infra.metrics import BREAKER_REJECTIONS
 from service.main import create_app
+from tests.clock import FakeClock
 from tests.conftest import WASP18_TIC, WEIRD_TIC
+from tests.polling import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -30,40 +29,10 @@ BREAKER = {"upstream_max_attempts": 1, "tesscut_max_attempts": 1, "breaker_failu
 RESET_S = 30.0
 
 
-class Clock:
-    """The breakers' clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def make_client(make_settings, clock: Clock) -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
-    """Like conftest's ``make_client``, with the breakers on ``clock``."""
-
-    @asynccontextmanager
-    async def open_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(make_settings(**overrides), breaker_clock=clock)
-        async with LifespanManager(app) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
-                yield client
-
-    return open_client
-
-
-@pytest.fixture
-async def client(make_client) -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client() as opened:
-        yield opened
+def clock() -> FakeClock:
+    """The breakers' clock (a monotonic one: where it starts does not matter), moved by hand."""
+    return FakeClock(start=1000.0)
 
 
 def rejections(upstream: str) -> float:
@@ -78,7 +47,7 @@ async def open_exomast_breaker(client, mast) -> None:
 
 
 async def test_an_open_breaker_answers_503_at_once_then_a_probe_closes_it(make_client, mast, clock):
-    async with make_client(**BREAKER, breaker_reset_s=RESET_S) as client:
+    async with make_client(breaker_clock=clock, **BREAKER, breaker_reset_s=RESET_S) as client:
         await open_exomast_breaker(client, mast)
         before = rejections("ExoMAST")
         clock.now += RESET_S - 1
@@ -117,7 +86,7 @@ async def test_an_open_breaker_answers_503_at_once_then_a_probe_closes_it(make_c
 
 
 async def test_a_failed_probe_opens_the_breaker_again(make_client, mast, clock):
-    async with make_client(**BREAKER, breaker_reset_s=RESET_S) as client:
+    async with make_client(breaker_clock=clock, **BREAKER, breaker_reset_s=RESET_S) as client:
         await open_exomast_breaker(client, mast)
         clock.now += RESET_S
         probe = await client.get(f"/tic/{WEIRD_TIC}/tces")
@@ -131,7 +100,7 @@ async def test_a_failed_probe_opens_the_breaker_again(make_client, mast, clock):
 async def test_a_tesscut_probe_answered_500_opens_the_breaker_again(make_client, mast, clock):
     # astroquery turns TESScut's 500 into InvalidQueryError; the breaker must still see a 500, not an answer.
     sectors = {"ra": 107.27, "dec": -70.0}
-    async with make_client(**BREAKER, breaker_reset_s=RESET_S) as client:
+    async with make_client(breaker_clock=clock, **BREAKER, breaker_reset_s=RESET_S) as client:
         mast.set_fault("/tesscut/api/v0.1/sector*", status=500)
         for _ in range(THRESHOLD):
             assert (await client.get("/sectors", params=sectors)).status_code == 502
@@ -143,15 +112,19 @@ async def test_a_tesscut_probe_answered_500_opens_the_breaker_again(make_client,
         assert mast.count(endpoint="tesscut.sector") == THRESHOLD + 1
 
 
+@pytest.mark.slow
 async def test_half_open_lets_one_probe_through_and_refuses_the_rest(make_client, mast, clock):
-    async with make_client(**BREAKER, breaker_reset_s=RESET_S) as client:
+    async with make_client(breaker_clock=clock, **BREAKER, breaker_reset_s=RESET_S) as client:
         await open_exomast_breaker(client, mast)
         clock.now += RESET_S
-        # The probe succeeds, slowly: long enough for one more request to be refused meanwhile.
-        mast.set_fault(TCES_GLOB, delay_s=2.0)
+        # The probe succeeds, slowly: long enough for one more request to be refused meanwhile. Only the probe is
+        # slowed: the request after it has nothing to wait for.
+        mast.clear_faults()
+        mast.set_fault(TCES_GLOB, delay_s=2.0, times=1)
         probe = asyncio.create_task(client.get(f"/tic/{WEIRD_TIC}/tces"))
-        while mast.count(endpoint="exomast.tces") == THRESHOLD:
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            lambda: mast.count(endpoint="exomast.tces") > THRESHOLD, 30, what="the probe to reach ExoMAST"
+        )
         meanwhile = await client.get(f"/tic/{WASP18_TIC}/tces")  # another TIC: no single-flight sharing
         assert meanwhile.status_code == 503 and meanwhile.json()["breaker"] == "half-open"
         # ExoMAST's attempts have taken milliseconds: the probe should be back within a second.
@@ -161,8 +134,8 @@ async def test_half_open_lets_one_probe_through_and_refuses_the_rest(make_client
         assert (await client.get(f"/tic/{WASP18_TIC}/tces")).status_code == 200
 
 
-async def test_not_found_does_not_count_towards_the_breaker(make_client, mast):
-    async with make_client(**BREAKER) as client:
+async def test_not_found_does_not_count_towards_the_breaker(make_client, mast, clock):
+    async with make_client(breaker_clock=clock, **BREAKER) as client:
         for tic in range(1, 2 * THRESHOLD):
             assert (await client.get(f"/tic/{tic}/tces")).status_code == 404
         assert (await client.get(f"/tic/{WEIRD_TIC}/tces")).status_code == 200
@@ -175,8 +148,8 @@ async def test_not_found_does_not_count_towards_the_breaker(make_client, mast):
         ("TESScut", "/tesscut/api/v0.1/sector*", "/sectors", {"ra": 107.27, "dec": -70.0}),
     ],
 )
-async def test_each_upstream_has_its_own_breaker(make_client, mast, upstream, glob, path, params):
-    async with make_client(**BREAKER) as client:
+async def test_each_upstream_has_its_own_breaker(make_client, mast, clock, upstream, glob, path, params):
+    async with make_client(breaker_clock=clock, **BREAKER) as client:
         mast.set_fault(glob, status=504)
         for _ in range(THRESHOLD):
             assert (await client.get(path, params=params)).status_code == 504
@@ -204,8 +177,8 @@ async def test_ready_when_the_cache_is_writable_and_no_breaker_is_open(client):
     ]  # fmt: skip
 
 
-async def test_not_ready_when_the_cache_cannot_be_written(make_client, mast, tmp_path: Path):
-    async with make_client() as client:
+async def test_not_ready_when_the_cache_cannot_be_written(make_client, mast, clock, tmp_path: Path):
+    async with make_client(breaker_clock=clock) as client:
         assert (await client.get("/ready")).status_code == 200
         # Break the cache's database under the running service, as a failing disk would.
         for database in (tmp_path / "cache").glob("cache.db*"):

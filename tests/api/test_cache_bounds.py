@@ -28,6 +28,7 @@ def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
 
+@pytest.mark.slow
 async def test_disk_use_stays_within_the_limit_and_evicted_answers_come_back_whole(make_client, make_settings, mast):
     cache_dir = make_settings().cache_dir
     limit = LIMIT_MB * 1024 * 1024

@@ -91,6 +91,7 @@ async def test_twenty_concurrent_cold_requests_make_one_upstream_call(client, ma
     assert mast.count(endpoint="exomast.tces") == 1
 
 
+@pytest.mark.slow
 async def test_concurrent_different_formats_share_one_table_fetch(client, mast):
     mast.set_fault(TABLE_PATH, delay_s=0.5)
     formats = ["json", "csv", "fits"] * 3

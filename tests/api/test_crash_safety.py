@@ -12,16 +12,18 @@ import io
 import signal
 import sqlite3
 import subprocess
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.fake_mast import FakeMast
+from tests.polling import poll_job_sync, wait_until
 from tests.service_process import service_env, spawn, uvicorn_command
+
+pytestmark = pytest.mark.process
 
 ASTROCUT = "/tesscut/api/v0.1/astrocut"
 # A 20x20 cutout of sector 1: a FITS file of several MiB, more than the 4 MiB a paused cache write has written.
@@ -97,13 +99,6 @@ def committed_files(cache_dir: Path) -> set[Path]:
     return {cache_dir / name for (name,) in rows}
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def fetch_sha256(service: Service) -> str:
     response = service.get(CUTOUT, **PARAMS, wait=30)
     assert response.status_code == 200, response.text
@@ -119,7 +114,7 @@ def test_kill_mid_download_then_restart_serves_the_whole_cutout_and_catches_corr
     accepted = service.get(CUTOUT, **PARAMS, wait=0)
     assert accepted.status_code == 202
     job = accepted.headers["location"]
-    wait_until(lambda: service.get(job).json()["bytes_received"] > 0, "the download to start")
+    poll_job_sync(service, job, until=lambda state: state["bytes_received"] > 0, what="to start its download")
     service.kill()
     partial = list((service.cache_dir / "incoming").rglob("*.zip"))
     assert partial and all(p.stat().st_size > 0 for p in partial), "killed with a partial download in scratch"
@@ -151,7 +146,7 @@ def test_kill_mid_cache_write_then_restart_serves_the_whole_cutout(service, mast
         return any(p not in committed and p.stat().st_size == PAUSED_AT_BYTES for p in value_files(service.cache_dir))
 
     assert service.get(CUTOUT, **PARAMS, wait=0).status_code == 202
-    wait_until(paused_mid_write, "the cache write to begin")
+    wait_until(paused_mid_write, 30, what="the cache write to begin", interval_s=0.02)
     service.kill()
     orphans = [p for p in value_files(service.cache_dir) if p not in committed_files(service.cache_dir)]
     assert orphans and orphans[0].stat().st_size == PAUSED_AT_BYTES, "killed with a half-copied file"

@@ -11,6 +11,7 @@ import pytest
 from astropy.io import fits
 
 from tests.conftest import WEIRD_TIC
+from tests.polling import poll_job
 
 pytestmark = pytest.mark.anyio
 
@@ -19,15 +20,6 @@ SECTOR_LOOKUP = "/tesscut/api/v0.1/sector"
 SAMPLE_ZIP = Path(__file__).resolve().parents[1] / "data" / "astrocut_107.27_-70.0_5x5.zip"
 NO_DV_TIC = 206462606  # in the TIC catalog, no DV products
 WEIRD_CUTOUT = f"/tic/{WEIRD_TIC}/cutout"
-
-
-async def poll_until_finished(client, location, seconds=60):
-    for _ in range(int(seconds / 0.1)):
-        job = (await client.get(location)).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {location} did not finish")
 
 
 async def test_sectors_of_the_weird_tic_come_from_its_dv_position(client, mast):
@@ -54,6 +46,7 @@ async def test_sectors_at_a_position_and_off_detector(client):
     assert north["sectors"] == []
 
 
+@pytest.mark.slow
 async def test_tic_cutout_is_a_tpf_with_the_tic_in_its_header(client, mast):
     response = await client.get(WEIRD_CUTOUT, params={"sector": 1, "size": 50})
     assert response.status_code == 200
@@ -109,6 +102,7 @@ async def test_the_real_2018_sample_is_served_unmodified_and_summarised(client):
     assert summary["ticid"] is None
 
 
+@pytest.mark.slow
 async def test_slow_cutout_answers_202_then_the_job_delivers(client, mast):
     mast.set_fault(ASTROCUT, throttle_bytes_per_s=8_000_000)
     accepted = await client.get(WEIRD_CUTOUT, params={"sector": 1, "wait": 0})
@@ -120,13 +114,15 @@ async def test_slow_cutout_answers_202_then_the_job_delivers(client, mast):
     assert accepted.json()["then"] == f"{WEIRD_CUTOUT}?sector=1"
 
     seen_progress = []
-    for _ in range(600):
-        job = (await client.get(location)).json()
+
+    def done(job) -> bool:
         seen_progress.append(job["bytes_received"])
         if job["status"] == "done":
-            break
+            return True
         assert job["status"] in ("queued", "running")
-        await asyncio.sleep(0.05)
+        return False
+
+    job = (await poll_job(client, location, until=done, what="to be done")).json()
     assert job["status"] == "done"
     assert any(0 < b < seen_progress[-1] for b in seen_progress), "progress was visible while downloading"
     assert job["result_url"] == f"{WEIRD_CUTOUT}?sector=1"
@@ -140,12 +136,13 @@ async def test_a_job_finishes_after_its_client_went_away(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.5)
     gone = await client.get("/cutout", params={"ra": 107.27, "dec": -70.0, "size": 5, "sector": 1, "wait": 0})
     assert gone.status_code == 202
-    await poll_until_finished(client, gone.headers["location"])
+    await poll_job(client, gone)
     back = await client.get("/cutout", params={"ra": 107.27, "dec": -70.0, "size": 5, "sector": 1})
     assert back.headers["x-cache"] == "HIT"
     assert mast.count(endpoint="tesscut.astrocut") == 1
 
 
+@pytest.mark.slow
 async def test_twenty_concurrent_cold_cutouts_make_one_astrocut_call(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.5)
     responses = await asyncio.gather(*(client.get(WEIRD_CUTOUT, params={"sector": 1, "size": 20}) for _ in range(20)))
@@ -154,6 +151,7 @@ async def test_twenty_concurrent_cold_cutouts_make_one_astrocut_call(client, mas
     assert mast.count(endpoint="tesscut.astrocut") == 1
 
 
+@pytest.mark.slow  # thirty TESScut calls at its 5 starts per second
 async def test_at_most_ten_tesscut_requests_in_flight(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.6)
     sizes = range(1, 16)  # fifteen different cutouts, all cold at once
@@ -224,7 +222,7 @@ async def test_failed_job_shows_its_problem_and_the_next_request_starts_afresh(m
     mast.set_fault(ASTROCUT, status=500, delay_s=0.3)
     async with make_client() as client:
         accepted = await client.get("/cutout", params={"ra": 107.27, "dec": -70.0, "size": 5, "sector": 1, "wait": 0})
-        job = await poll_until_finished(client, accepted.headers["location"])
+        job = (await poll_job(client, accepted)).json()
         assert job["status"] == "failed"
         assert job["problem"]["status"] == 502 and "TESScut answered HTTP 500" in job["problem"]["detail"]
         assert job["result_url"] is None
@@ -240,6 +238,7 @@ async def test_unknown_and_malformed_job_ids(client):
     assert (await client.get("/jobs/nope")).status_code == 422
 
 
+@pytest.mark.slow
 async def test_the_moving_source_is_in_the_pixels(client):
     """The emulator's solar-system object crosses near the target around BTJD 1334.45 (the DV dip)."""
     response = await client.get(WEIRD_CUTOUT, params={"sector": 1, "size": 50})

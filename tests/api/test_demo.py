@@ -6,10 +6,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+import pytest
+
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,13 +60,17 @@ def test_demo_serves_and_its_curl_lines_work(tmp_path):
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     ) as demo:
         try:
-            output = ""
-            deadline = time.monotonic() + 90
-            while "Ctrl-C stops both." not in output:
+            printed: list[str] = []
+
+            def came_up() -> bool:
                 line = demo.stdout.readline()
-                assert line or demo.poll() is None, f"demo exited early:\n{output}"
-                output += line
-                assert time.monotonic() < deadline, f"demo did not come up:\n{output}"
+                assert line or demo.poll() is None, f"demo exited early:\n{''.join(printed)}"
+                printed.append(line)
+                print(line, end="")  # pytest shows what the test printed when it fails
+                return "Ctrl-C stops both." in "".join(printed)
+
+            wait_until(came_up, 90, what="the demo to come up (its output is in the captured stdout)", interval_s=0)
+            output = "".join(printed)
 
             examples = printed_examples(output)
             assert len(examples) >= 5

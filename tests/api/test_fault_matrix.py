@@ -180,6 +180,7 @@ async def test_connect_refused(make_client, mast, unused_tcp_port, site_name):
     assert mast.count(endpoint=site.endpoint) == before + 1
 
 
+@pytest.mark.slow
 async def test_a_dripping_tesscut_download_ends_at_the_deadline(make_client, mast):
     # Each read gets bytes well within the read timeout, so only the overall deadline can end this download.
     mast.set_fault(SITES["astrocut"].glob, throttle_bytes_per_s=50_000)

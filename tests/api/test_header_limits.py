@@ -16,6 +16,8 @@ from service.infra.http_limits import HeaderLimitedProtocol, http_protocol_optio
 from tests.fake_mast import FakeMast
 from tests.service_process import free_port, module_command, running, service_env
 
+pytestmark = pytest.mark.process
+
 LIMIT = 64 * 1024  # the default of TESS_SERVICE_MAX_HEADER_BYTES
 
 

@@ -10,6 +10,7 @@ from astropy.io import fits
 from PIL import Image, ImageSequence
 
 from tests.conftest import WEIRD_TCE, WEIRD_TIC
+from tests.polling import poll_job
 
 pytestmark = pytest.mark.anyio
 
@@ -34,6 +35,7 @@ def decoded_frames(gif_bytes):
     return image, frames
 
 
+@pytest.mark.slow
 async def test_movie_of_the_dip_shows_the_moving_source(client, mast):
     response = await client.get(MOVIE, params={"start": 1334, "end": 1335})
     assert response.status_code == 200
@@ -73,6 +75,7 @@ async def test_second_movie_request_is_a_hit_and_304_works(client, mast):
     assert mast.count(endpoint="tesscut.astrocut") == 1
 
 
+@pytest.mark.slow
 async def test_fifty_concurrent_cold_movie_requests_fetch_and_render_once(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.5)
     params = {"start": 1334.2, "end": 1334.6, "cmap": "viridis"}
@@ -83,6 +86,7 @@ async def test_fifty_concurrent_cold_movie_requests_fetch_and_render_once(client
     assert mast.count(endpoint="tesscut.astrocut") == 1
 
 
+@pytest.mark.slow
 async def test_health_answers_while_movies_render(make_client, mast):
     async with make_client(render_threads=2) as client:
         await client.get(f"/tic/{WEIRD_TIC}/cutout", params={"sector": 1})  # cutout cached: the work is rendering
@@ -101,16 +105,12 @@ async def test_health_answers_while_movies_render(make_client, mast):
     assert health_checks >= 3, "health was answered several times while the four movies rendered"
 
 
+@pytest.mark.slow
 async def test_cold_movie_without_waiting_gets_a_job(client, mast):
     mast.set_fault(ASTROCUT, delay_s=0.5)
     accepted = await client.get(MOVIE, params={"start": 1334, "end": 1334.3, "wait": 0})
     assert accepted.status_code == 202
-    location = accepted.headers["location"]
-    for _ in range(300):
-        job = (await client.get(location)).json()
-        if job["status"] in ("done", "failed"):
-            break
-        await asyncio.sleep(0.05)
+    job = (await poll_job(client, accepted.headers["location"])).json()
     assert job["status"] == "done"
     assert job["result_url"].startswith(MOVIE + "?start=1334")
     result = await client.get(job["result_url"])
@@ -180,6 +180,7 @@ async def test_lightcurve_png_rejects_bad_parameters(client):
     assert bad.status_code == 422 and "highlight" in bad.json()["detail"]
 
 
+@pytest.mark.slow
 async def test_mp4_when_ffmpeg_is_installed(client):
     from service.rendering.movies import MP4_AVAILABLE
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,13 +18,13 @@ from service.infra.logs import RequestIdFilter
 from service.infra.metrics import CACHE_VOLUME
 from service.main import create_app
 from tests.conftest import WEIRD_TCE, WEIRD_TIC
+from tests.service_process import module_command, service_env, spawn
 
 pytestmark = pytest.mark.anyio
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 TCES = f"/tic/{WEIRD_TIC}/tces"
 TCES_GLOB = "/api/v0.1/dvdata/tess/*/tces/"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_a_request_id_is_made_for_each_request_and_echoed(client):
@@ -219,26 +215,17 @@ async def test_every_log_record_of_a_request_carries_its_id(client, mast, caplog
     assert [record.name for record in health] == ["service.access"]
 
 
+@pytest.mark.process
 def test_python_m_service_writes_json_lines_with_request_ids(mast, tmp_path, unused_tcp_port):
-    env = {
-        **os.environ,
-        "TESS_SERVICE_EXOMAST_URL": mast.exomast_url,
-        "TESS_SERVICE_MAST_URL": mast.url,
-        "TESS_SERVICE_CACHE_DIR": str(tmp_path / "cache"),
-        "TESS_SERVICE_PORT": str(unused_tcp_port),
-        "TESS_SERVICE_LOG_FORMAT": "json",
-    }
+    env = service_env(mast, tmp_path / "cache", TESS_SERVICE_PORT=str(unused_tcp_port), TESS_SERVICE_LOG_FORMAT="json")
     base = f"http://127.0.0.1:{unused_tcp_port}"
-    with subprocess.Popen(
-        [sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE
-    ) as server:
-        try:
-            _wait_until_up(f"{base}/health", server)
-            mast.set_fault(TCES_GLOB, status=504)
-            answer = httpx.get(f"{base}{TCES}", headers={"X-Request-ID": "json-log-1"}, timeout=10)
-        finally:
-            server.terminate()
-            _, stderr = server.communicate(timeout=30)
+    server = spawn(module_command(), env, base, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        mast.set_fault(TCES_GLOB, status=504)
+        answer = httpx.get(f"{base}{TCES}", headers={"X-Request-ID": "json-log-1"}, timeout=10)
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
     assert answer.status_code == 504
     lines = [json.loads(line) for line in stderr.decode().splitlines() if line.strip()]
     assert {"timestamp", "level", "logger", "message", "request_id"} <= set(lines[0]), "every line is a JSON object"
@@ -256,18 +243,6 @@ def test_python_m_service_writes_json_lines_with_request_ids(mast, tmp_path, unu
     assert access["duration_ms"] > 0
     assert any(line["logger"] == "service.errors" and line["level"] == "WARNING" for line in mine)
     assert not any(line["logger"] == "uvicorn.access" for line in lines), "one access line per request, ours"
-
-
-def _wait_until_up(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert server.poll() is None, "the service exited during start-up"
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.05)
 
 
 def _sample(name: str, scraped: str | None = None, **labels: str) -> float:

@@ -21,8 +21,10 @@ from service.deps import Services
 from service.main import create_app
 from service.settings import Settings
 from tests.conftest import WASP126_TIC, WEIRD_TIC
+from tests.polling import poll_job, wait_until_async
 
-pytestmark = pytest.mark.anyio
+# Slow: each test fills a pool with work held up by a slowed emulator, then drains it.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 ASTROCUT = "/tesscut/api/v0.1/astrocut"
 SECTOR_LOOKUP = "/tesscut/api/v0.1/sector"
@@ -38,15 +40,6 @@ def cutout(sector: int, **extra: object) -> dict[str, object]:
 async def job_of(client: httpx.AsyncClient, response: httpx.Response) -> dict[str, object]:
     assert response.status_code == 202, response.text
     return (await client.get(response.headers["location"])).json()
-
-
-async def finished(client: httpx.AsyncClient, location: str, seconds: float = 30) -> dict[str, object]:
-    for _ in range(int(seconds / 0.05)):
-        job = (await client.get(location)).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {location} did not finish")
 
 
 async def shed_count(client: httpx.AsyncClient, pool: str) -> float:
@@ -72,15 +65,6 @@ async def open_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient,
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
             yield client, app.state.services
-
-
-async def arrived(mast, endpoint: str) -> None:
-    """Wait until the emulator has received a request for ``endpoint``."""
-    for _ in range(500):
-        if mast.count(endpoint=endpoint):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no request reached {endpoint}")
 
 
 def assert_overloaded(response: httpx.Response, pool: str) -> None:
@@ -126,7 +110,7 @@ async def test_a_full_cutout_pool_refuses_new_cutouts_and_still_serves_the_rest(
         assert (await job_of(client, joined))["id"] == first_jobs[0]["id"]
 
         for response in admitted:
-            assert (await finished(client, response.headers["location"]))["status"] == "done"
+            assert (await poll_job(client, response)).json()["status"] == "done"
         mast.clear_faults()
         accepted = await client.get("/cutout", params=cutout(4, wait=30))
         assert accepted.status_code == 200
@@ -149,8 +133,8 @@ async def test_fetching_data_holds_no_render_place(make_client, mast):
         slow_plot = asyncio.ensure_future(client.get(f"/tic/{WASP126_TIC}/tces/TCE_1/lightcurve.png"))
         slow_movie = await client.get("/movie", params={**movie, "size": 12, "wait": 0})
         assert slow_movie.status_code == 202
-        await arrived(mast, "exomast.table")
-        await arrived(mast, "tesscut.astrocut")
+        await wait_until_async(lambda: mast.count(endpoint="exomast.table"), 30, what="the DV table request")
+        await wait_until_async(lambda: mast.count(endpoint="tesscut.astrocut"), 30, what="the cutout request")
 
         plot = await client.get(f"/tic/{WEIRD_TIC}/tces/TCE_1/lightcurve.png")
         assert plot.status_code == 200, plot.text
@@ -160,7 +144,7 @@ async def test_fetching_data_holds_no_render_place(make_client, mast):
         assert rendered.headers["content-type"] == "image/gif"
 
         assert (await slow_plot).status_code == 200
-        assert (await finished(client, slow_movie.headers["location"]))["status"] == "done"
+        assert (await poll_job(client, slow_movie)).json()["status"] == "done"
 
 
 async def test_a_full_render_pool_refuses_new_renders_and_still_serves_cached_and_joined_ones(make_settings):
@@ -177,10 +161,9 @@ async def test_a_full_render_pool_refuses_new_renders_and_still_serves_cached_an
         await services.limiters.render.acquire_on_behalf_of(holder)
         try:
             admitted = asyncio.ensure_future(client.get(plot, params={"width": 600}))
-            for _ in range(500):
-                if services.cutout_products.pool.admitted == 1:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_until_async(
+                lambda: services.cutout_products.pool.admitted == 1, 30, what="the render's admission"
+            )
             assert 'tess_pool_in_use{pool="render"} 1.0' in (await client.get("/metrics")).text
             joined = asyncio.ensure_future(client.get(plot, params={"width": 600}))
 
@@ -213,10 +196,7 @@ async def test_wait_bounds_planning_behind_a_saturated_tesscut(make_client, mast
         assert (await client.get("/cutout", params={"ra": 10, "dec": 40, "wait": 0})).status_code == 404
         mast.set_fault(ASTROCUT, delay_s=2.0, times=1)
         slow = await client.get("/cutout", params=cutout(1, wait=0))
-        for _ in range(500):
-            if (await client.get(slow.headers["location"])).json()["status"] == "running":
-                break
-            await asyncio.sleep(0.02)
+        await poll_job(client, slow, until=lambda job: job["status"] == "running", what="to be running")
 
         planned_late = await client.get("/cutout", params={**WEIRD, "size": 5, "sector": 1, "wait": 0})
         lookups_before = mast.count(endpoint="tesscut.sector")
@@ -225,11 +205,11 @@ async def test_wait_bounds_planning_behind_a_saturated_tesscut(make_client, mast
         off_detector = await client.get("/cutout", params={"ra": 11, "dec": 41, "wait": 0})
         assert off_detector.status_code == 202, "a lookup that cannot finish within wait goes on in the job"
 
-        done = await finished(client, planned_late.headers["location"])
+        done = (await poll_job(client, planned_late)).json()
         assert done["status"] == "done"
         assert mast.count(endpoint="tesscut.sector") > lookups_before
         served = await client.get(done["result_url"])
         assert served.status_code == 200 and served.headers["x-cache"] == "HIT"
-        failed = await finished(client, off_detector.headers["location"])
+        failed = (await poll_job(client, off_detector)).json()
         assert failed["status"] == "failed"
         assert failed["problem"]["status"] == 404

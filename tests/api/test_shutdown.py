@@ -12,16 +12,19 @@ import io
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from astropy.io import fits
 
 from tests.conftest import WEIRD_TIC
+from tests.polling import poll_job_sync, wait_until
 from tests.service_process import module_command, running, service_env
+
+pytestmark = pytest.mark.process
 
 GRACE_S = 20
 ASTROCUT = "/tesscut/api/v0.1/astrocut"
@@ -47,6 +50,18 @@ def service_process(
         yield process, base
 
 
+def refused(base: str) -> bool:
+    """Return whether a new connection to ``base`` is refused."""
+    try:
+        httpx.get(f"{base}/health", timeout=1)
+    except httpx.ConnectError:
+        return True
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        # Queued by the kernel just as the listening socket closed, then reset: not refused yet, so ask again.
+        pass
+    return False
+
+
 def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
     """SIGTERM the service and return its exit code and what it logged."""
     process.send_signal(signal.SIGTERM)
@@ -60,22 +75,11 @@ def test_sigterm_lets_a_request_in_flight_finish_and_refuses_new_connections(mas
         answers: list[httpx.Response] = []
         slow = threading.Thread(target=lambda: answers.append(httpx.get(f"{base}/tic/{WEIRD_TIC}/tces", timeout=30)))
         slow.start()
-        for _ in range(400):
-            if mast.count(endpoint="exomast.tces"):
-                break
-            time.sleep(0.01)
+        wait_until(lambda: mast.count(endpoint="exomast.tces"), 30, what="the slow request to reach the emulator")
         assert mast.count(endpoint="exomast.tces") == 1, "the slow request reached the emulator"
 
         process.send_signal(signal.SIGTERM)
-        refused = False
-        for _ in range(200):
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-            except httpx.ConnectError:
-                refused = True
-                break
-            time.sleep(0.01)
-        assert refused, "new connections are refused once shutdown starts"
+        wait_until(lambda: refused(base), 5, what="new connections to be refused once shutdown starts")
         assert slow.is_alive(), "...while the request in flight is still being answered"
 
         slow.join(timeout=30)
@@ -92,12 +96,9 @@ def test_a_cutout_job_cut_short_by_shutdown_leaves_nothing_and_restarts_afresh(m
     with service_process(mast, cache_dir, unused_tcp_port) as (process, base):
         started = httpx.get(f"{base}/cutout", params={**CUTOUT, "wait": 0})
         assert started.status_code == 202
-        location = f"{base}{started.headers['location']}"
-        for _ in range(600):
-            job = httpx.get(location).json()
-            if job["bytes_received"] > 0:
-                break
-            time.sleep(0.02)
+        with httpx.Client(base_url=base) as client:
+            answer = poll_job_sync(client, started, until=lambda job: job["bytes_received"] > 0, what="to download")
+        job = answer.json()
         assert job["status"] == "running" and job["bytes_received"] > 0
         code, logged = stop(process)
     assert code == 0, logged
@@ -128,10 +129,7 @@ def test_a_request_waiting_for_a_job_is_answered_before_the_grace_period_ends(ma
 
         waiting = threading.Thread(target=wait_for_cutout)
         waiting.start()
-        for _ in range(500):
-            if mast.count(endpoint="tesscut.astrocut"):
-                break
-            time.sleep(0.02)
+        wait_until(lambda: mast.count(endpoint="tesscut.astrocut"), 30, what="the job's download to start")
         assert mast.count(endpoint="tesscut.astrocut") == 1, "the job is downloading"
         code, logged = stop(process)
         waiting.join(timeout=30)

@@ -1,6 +1,5 @@
 """Stale-if-error for FFI cutouts: an expired cutout is served, marked and unchanged while TESScut fails."""
 
-import functools
 import hashlib
 import io
 import zipfile
@@ -18,10 +17,10 @@ from service.services.jobs import Job, JobRegistry
 from service.services.targets import Target
 from service.services.workshop import Workshop
 from service.upstream.tesscut import SectorCcd
-from tests.api.test_cutouts import poll_until_finished
 from tests.api.test_stale_if_error import assert_stale, cache_entries
 from tests.clock import FakeClock
 from tests.conftest import WEIRD_TIC
+from tests.polling import poll_job
 
 pytestmark = pytest.mark.anyio
 
@@ -50,12 +49,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def make_client(make_client, clock: FakeClock):
-    """Conftest's ``make_client`` with the cache on ``clock``."""
-    return functools.partial(make_client, cache_clock=clock)
-
-
 def expire(clock: FakeClock) -> None:
     clock.advance(1.05)  # past ttl_cutout_s=1
 
@@ -69,7 +62,7 @@ def assert_fresh(response) -> None:
 @pytest.mark.parametrize("fault", [{"status": 503}, {"status": 504}, {"status": 500}], ids=["503", "504", "500"])
 async def test_expired_tic_cutout_is_served_stale_while_tesscut_fails(make_client, clock, make_settings, mast, fault):
     cache_dir = make_settings().cache_dir
-    async with make_client(**FAST) as client:
+    async with make_client(cache_clock=clock, **FAST) as client:
         fits = await client.get(TIC_CUTOUT, params=SMALL)
         summary = await client.get(TIC_CUTOUT, params={**SMALL, "format": "json"})
         assert_fresh(fits)
@@ -101,7 +94,7 @@ async def test_expired_tic_cutout_is_served_stale_while_tesscut_fails(make_clien
 
 async def test_position_cutout_and_an_open_breaker(make_client, clock, mast):
     params = {"ra": 340.8004, "dec": -36.3439, **SMALL}
-    async with make_client(**{**FAST, "breaker_failure_threshold": 1}) as client:
+    async with make_client(cache_clock=clock, **{**FAST, "breaker_failure_threshold": 1}) as client:
         first = await client.get("/cutout", params=params)
         assert_fresh(first)
         expire(clock)
@@ -116,7 +109,7 @@ async def test_position_cutout_and_an_open_breaker(make_client, clock, mast):
 
 
 async def test_without_a_stale_window_the_error_is_answered(make_client, clock, mast):
-    async with make_client(**FAST, stale_if_error_s=0) as client:
+    async with make_client(cache_clock=clock, **FAST, stale_if_error_s=0) as client:
         assert_fresh(await client.get(TIC_CUTOUT, params=SMALL))
         expire(clock)
         mast.set_fault(ASTROCUT_GLOB, status=503)
@@ -154,7 +147,7 @@ async def test_only_upstream_failures_fall_back_to_the_expired_copy(tmp_path):
 
 async def test_mirror_zip_is_rebuilt_from_the_expired_files(make_client, clock, make_settings, mast):
     cache_dir = make_settings().cache_dir
-    async with make_client(**FAST) as client:
+    async with make_client(cache_clock=clock, **FAST) as client:
         first = await client.get(MIRROR, params=MIRROR_SMALL)
         assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
         expire(clock)
@@ -181,7 +174,7 @@ async def test_movie_needing_an_expired_cutout_answers_the_error_and_caches_noth
     # render job can hand such a movie to its waiters, the movie answers TESScut's error (see CutoutService.ensure).
     cache_dir = make_settings().cache_dir
     params = {"start": 1334, "end": 1334.2, **SMALL}
-    async with make_client(**FAST) as client:
+    async with make_client(cache_clock=clock, **FAST) as client:
         assert_fresh(await client.get(TIC_CUTOUT, params=SMALL))
         expire(clock)
         before = cache_entries(cache_dir)
@@ -195,15 +188,16 @@ async def test_movie_needing_an_expired_cutout_answers_the_error_and_caches_noth
         assert "x-stale-reason" not in movie.headers
 
 
+@pytest.mark.slow
 async def test_a_job_that_fails_while_an_expired_copy_exists(make_client, clock, mast):
-    async with make_client(**FAST) as client:
+    async with make_client(cache_clock=clock, **FAST) as client:
         fits = await client.get(TIC_CUTOUT, params=SMALL)
         assert_fresh(fits)
         expire(clock)
         mast.set_fault(ASTROCUT_GLOB, status=503, delay_s=0.3)
         accepted = await client.get(TIC_CUTOUT, params={**SMALL, "wait": 0})
         assert accepted.status_code == 202, "wait=0: the refresh is a job, as for any cutout not fresh"
-        job = await poll_until_finished(client, accepted.headers["location"])
+        job = (await poll_job(client, accepted)).json()
         # The refresh failed and nothing new was made: the job says so, with TESScut's problem.
         assert job["status"] == "failed" and job["result_url"] is None
         assert job["problem"]["status"] == 503 and job["problem"]["upstream"] == "TESScut"

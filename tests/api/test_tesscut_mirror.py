@@ -285,6 +285,7 @@ async def test_tesscut_overload_stays_a_503(make_client, mast):
     assert "TESScut is overloaded" in response.json()["detail"]
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_cutout_slower_than_the_deadline_is_a_504_and_goes_on_in_the_background(make_client, mast):
     mast.set_fault(f"{PREFIX}/astrocut", delay_s=1.0)
@@ -371,6 +372,7 @@ async def test_two_ccds_come_back_as_two_files_like_tesscuts_zip(client, mast):
         assert hdus["APERTURE"].data[12, 12] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_every_sector_is_fetched_and_cached_on_its_own(client, mast):
     cutout = {"x": 7, "y": 5, **WASP18}  # no sector: 1, 2 and 3; a rectangle, 5 rows by 7 columns

@@ -47,6 +47,7 @@ async def test_an_upstream_retry_after_beyond_the_deadline_is_passed_on_not_wait
     assert mast.count(endpoint="exomast.tces") == 1, "waiting 120 s would break the 10 s deadline: no retry"
 
 
+@pytest.mark.slow
 async def test_an_upstream_retry_after_within_the_deadline_is_honoured(make_client, mast):
     mast.set_fault(TCES_GLOB, status=503, retry_after_s=1, times=1)
     async with make_client() as client:

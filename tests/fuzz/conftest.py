@@ -30,3 +30,15 @@ def fuzz_service(mast: FakeMast, tmp_path_factory: pytest.TempPathFactory) -> It
     base = f"http://127.0.0.1:{port}"
     with running(uvicorn_command(port), env, base):
         yield base
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each Schemathesis test its operation in its id: ``test_...[GET /tic/{tic_id}/tces]``.
+
+    Schemathesis 4.32 names them so by rewriting the private ``Node._nodeid``, which pytest 9.2 no longer reads, so
+    every operation's test had one and the same id: pytest-xdist, which reports by id, counted them as one test.
+    """
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label and item._id.params is None:  # pytest's own (private) id; `nodeid` is read-only
+            item._id = item._id.with_params(label)

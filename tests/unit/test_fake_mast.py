@@ -56,25 +56,27 @@ DATA_KEYWORDS = {
 
 
 @pytest.fixture(scope="module")
-def mast() -> Iterator[FakeMast]:
+def private_mast() -> Iterator[FakeMast]:
+    """An emulator of this module's own: these tests check the emulator itself, faults and counters included."""
     with FakeMast(host="127.0.0.1", port=0) as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
-def _clean_state(mast: FakeMast) -> None:
-    mast.reset()
+def _clean_state(private_mast: FakeMast) -> None:
+    private_mast.reset()
 
 
 @pytest.fixture()
-def client(mast: FakeMast) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mast.url, timeout=10.0) as http_client:
+def mast_client(private_mast: FakeMast) -> Iterator[httpx.Client]:
+    """A plain HTTP client of ``private_mast`` (the service is not involved)."""
+    with httpx.Client(base_url=private_mast.url, timeout=10.0) as http_client:
         yield http_client
 
 
 @pytest.fixture(scope="module")
-def weird_table(mast: FakeMast) -> dict:
-    with httpx.Client(base_url=mast.url, timeout=10.0) as http_client:
+def weird_table(private_mast: FakeMast) -> dict:
+    with httpx.Client(base_url=private_mast.url, timeout=10.0) as http_client:
         response = http_client.get(TABLE_PATH, params=WEIRD_TCE)
     assert response.status_code == 200
     return orjson.loads(response.content)
@@ -88,10 +90,10 @@ def rows_near(rows: list[dict], time_btjd: float, half_width_days: float = 0.1) 
 # Addresses
 
 
-def test_urls(mast: FakeMast) -> None:
-    assert mast.url.startswith("http://127.0.0.1:")
-    assert not mast.url.endswith("/")
-    assert mast.exomast_url == mast.url + "/api/v0.1/"
+def test_urls(private_mast: FakeMast) -> None:
+    assert private_mast.url.startswith("http://127.0.0.1:")
+    assert not private_mast.url.endswith("/")
+    assert private_mast.exomast_url == private_mast.url + "/api/v0.1/"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -99,15 +101,15 @@ def test_urls(mast: FakeMast) -> None:
 
 
 @pytest.mark.parametrize("star_id", ["214568914", "00214568914"])
-def test_tces_accepts_plain_and_zero_padded_tic(client: httpx.Client, star_id: str) -> None:
-    response = client.get(f"/api/v0.1/dvdata/tess/{star_id}/tces/")
+def test_tces_accepts_plain_and_zero_padded_tic(mast_client: httpx.Client, star_id: str) -> None:
+    response = mast_client.get(f"/api/v0.1/dvdata/tess/{star_id}/tces/")
     assert response.status_code == 200
     assert response.headers["content-type"] == JSON_CONTENT_TYPE
     assert response.content == b'{"TCE":["s0001-s0001:TCE_1"]}'
 
 
-def test_tces_of_wasp18_are_deliberately_unsorted(client: httpx.Client) -> None:
-    tces = client.get(f"/api/v0.1/dvdata/tess/{WASP18_TIC}/tces").json()["TCE"]
+def test_tces_of_wasp18_are_deliberately_unsorted(mast_client: httpx.Client) -> None:
+    tces = mast_client.get(f"/api/v0.1/dvdata/tess/{WASP18_TIC}/tces").json()["TCE"]
     assert tces[:3] == ["s0001-s0003:TCE_1", "s0002-s0002:TCE_1", "s0001-s0001:TCE_1"]
     assert len(tces) == 6
     assert tces != sorted(tces)
@@ -116,17 +118,17 @@ def test_tces_of_wasp18_are_deliberately_unsorted(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("star_id", ["abc", "123456789012", "12a"])
-def test_malformed_star_id_is_400(client: httpx.Client, star_id: str) -> None:
-    response = client.get(f"/api/v0.1/dvdata/tess/{star_id}/tces/")
+def test_malformed_star_id_is_400(mast_client: httpx.Client, star_id: str) -> None:
+    response = mast_client.get(f"/api/v0.1/dvdata/tess/{star_id}/tces/")
     assert response.status_code == 400
     assert "detail" in response.json()
 
 
-def test_unknown_tic_is_404(client: httpx.Client) -> None:
-    response = client.get("/api/v0.1/dvdata/tess/12345/tces/")
+def test_unknown_tic_is_404(mast_client: httpx.Client) -> None:
+    response = mast_client.get("/api/v0.1/dvdata/tess/12345/tces/")
     assert response.status_code == 404
     assert response.json() == {"detail": "No TESS DV data found for TIC 12345"}
-    response = client.get("/api/v0.1/dvdata/tess/0012345/table/", params=WEIRD_TCE)
+    response = mast_client.get("/api/v0.1/dvdata/tess/0012345/table/", params=WEIRD_TCE)
     assert response.status_code == 404
 
 
@@ -134,8 +136,8 @@ def test_unknown_tic_is_404(client: httpx.Client) -> None:
 # info
 
 
-def test_info_headers_carry_the_dv_keywords(client: httpx.Client) -> None:
-    response = client.get(f"/api/v0.1/dvdata/tess/{WEIRD_TIC}/info/", params=WEIRD_TCE)
+def test_info_headers_carry_the_dv_keywords(mast_client: httpx.Client) -> None:
+    response = mast_client.get(f"/api/v0.1/dvdata/tess/{WEIRD_TIC}/info/", params=WEIRD_TCE)
     assert response.status_code == 200
     info = response.json()
     assert set(info) == {"DV Primary Header", "DV Data Header"}
@@ -152,20 +154,20 @@ def test_info_headers_carry_the_dv_keywords(client: httpx.Client) -> None:
     assert data["NAXIS2"] >= 15_000
 
 
-def test_info_lists_tces_when_flag_is_present(client: httpx.Client) -> None:
+def test_info_lists_tces_when_flag_is_present(mast_client: httpx.Client) -> None:
     path = f"/api/v0.1/dvdata/tess/{WASP18_TIC}/info/"
-    bare_flag = client.get(path + "?tce=TCE_1&sector=s0002-s0002&list_tce").json()
-    with_value = client.get(path, params={"tce": "1", "sector": "2", "list_tce": "true"}).json()
-    without = client.get(path, params={"tce": "1", "sector": "2"}).json()
-    tces = client.get(f"/api/v0.1/dvdata/tess/{WASP18_TIC}/tces/").json()["TCE"]
+    bare_flag = mast_client.get(path + "?tce=TCE_1&sector=s0002-s0002&list_tce").json()
+    with_value = mast_client.get(path, params={"tce": "1", "sector": "2", "list_tce": "true"}).json()
+    without = mast_client.get(path, params={"tce": "1", "sector": "2"}).json()
+    tces = mast_client.get(f"/api/v0.1/dvdata/tess/{WASP18_TIC}/tces/").json()["TCE"]
     assert bare_flag["TCE"] == with_value["TCE"] == tces
     assert "TCE" not in without
     assert bare_flag["DV Data Header"] == without["DV Data Header"]  # "1"/"2" mean TCE_1/s0002-s0002
     assert without["DV Data Header"]["PRADIUS"] == 12.97791
 
 
-def test_info_multi_sector_values(client: httpx.Client) -> None:
-    info = client.get(
+def test_info_multi_sector_values(mast_client: httpx.Client) -> None:
+    info = mast_client.get(
         f"/api/v0.1/dvdata/tess/{WASP18_TIC}/info/", params={"tce": "TCE_1", "sector": "s0001-s0003"}
     ).json()
     assert info["DV Primary Header"]["OBJECT"] == "TIC 100100827"
@@ -175,21 +177,21 @@ def test_info_multi_sector_values(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("route", ["info", "table"])
-def test_missing_parameters_are_400(client: httpx.Client, route: str) -> None:
+def test_missing_parameters_are_400(mast_client: httpx.Client, route: str) -> None:
     path = f"/api/v0.1/dvdata/tess/{WEIRD_TIC}/{route}/"
-    response = client.get(path, params={"tce": "TCE_1"})
+    response = mast_client.get(path, params={"tce": "TCE_1"})
     assert response.status_code == 400
     assert response.json() == {"detail": "Missing sector in TESS request"}
-    response = client.get(path, params={"sector": "s0001-s0001"})
+    response = mast_client.get(path, params={"sector": "s0001-s0001"})
     assert response.status_code == 400
     assert response.json() == {"detail": "Missing tce in request"}
 
 
-def test_tce_not_in_sector_range_is_404(client: httpx.Client) -> None:
+def test_tce_not_in_sector_range_is_404(mast_client: httpx.Client) -> None:
     path = f"/api/v0.1/dvdata/tess/{WASP18_TIC}/info/"
-    assert client.get(path, params={"tce": "TCE_2", "sector": "s0001-s0001"}).status_code == 404
-    assert client.get(path, params={"tce": "TCE_1", "sector": "s0004-s0004"}).status_code == 404
-    assert client.get(path, params={"tce": "TCE_1", "sector": "bogus"}).status_code == 400
+    assert mast_client.get(path, params={"tce": "TCE_2", "sector": "s0001-s0001"}).status_code == 404
+    assert mast_client.get(path, params={"tce": "TCE_1", "sector": "s0004-s0004"}).status_code == 404
+    assert mast_client.get(path, params={"tce": "TCE_1", "sector": "bogus"}).status_code == 400
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -235,27 +237,27 @@ def test_table_has_the_downlink_gap(weird_table: dict) -> None:
     assert max(b - a for a, b in zip(times, times[1:], strict=False)) > 1.0
 
 
-def test_wasp126_table_comes_from_the_real_light_curve(client: httpx.Client) -> None:
-    response = client.get(f"/api/v0.1/dvdata/tess/{WASP126_TIC}/table/", params={"tce": "1", "sector": "1"})
+def test_wasp126_table_comes_from_the_real_light_curve(mast_client: httpx.Client) -> None:
+    response = mast_client.get(f"/api/v0.1/dvdata/tess/{WASP126_TIC}/table/", params={"tce": "1", "sector": "1"})
     rows = orjson.loads(response.content)["data"]
     in_transit = [r["LC_DETREND"] for r in rows if abs(r["PHASE"]) < 1 / 24 and r["LC_DETREND"] is not None]
     assert statistics.median(in_transit) == pytest.approx(-0.007, abs=0.0015)
     assert rows[0]["CADENCENO"] == 70444  # the real first cadence of the SPOC file
 
 
-def test_columns_route(client: httpx.Client, weird_table: dict) -> None:
-    response = client.get("/api/v0.1/dvdata/tess/info/")
+def test_columns_route(mast_client: httpx.Client, weird_table: dict) -> None:
+    response = mast_client.get("/api/v0.1/dvdata/tess/info/")
     assert response.status_code == 200
     description = response.json()["DV Data Table Description"]
     assert [list(entry) for entry in description] == [["description", "colname", "datatype"]] * 15
     assert [entry["colname"] for entry in description] == TABLE_COLUMNS
 
 
-def test_generation_is_deterministic(client: httpx.Client) -> None:
+def test_generation_is_deterministic(mast_client: httpx.Client) -> None:
     first = render_table_json(DvArchive().table(WEIRD_TIC, 1, 1, 1))
     second = render_table_json(DvArchive().table(WEIRD_TIC, 1, 1, 1))
     assert first == second
-    assert client.get(TABLE_PATH, params=WEIRD_TCE).content == first
+    assert mast_client.get(TABLE_PATH, params=WEIRD_TCE).content == first
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -270,48 +272,50 @@ def test_generation_is_deterministic(client: httpx.Client) -> None:
         (429, JSON_CONTENT_TYPE, b'{"detail":"Too Many Requests"}'),
     ],
 )
-def test_status_faults(mast: FakeMast, client: httpx.Client, status: int, content_type: str, body: bytes) -> None:
-    mast.set_fault("/api/v0.1/dvdata/tess/*/tces/", status=status)
-    response = client.get(TCES_PATH)
+def test_status_faults(
+    private_mast: FakeMast, mast_client: httpx.Client, status: int, content_type: str, body: bytes
+) -> None:
+    private_mast.set_fault("/api/v0.1/dvdata/tess/*/tces/", status=status)
+    response = mast_client.get(TCES_PATH)
     assert response.status_code == status
     assert response.headers["content-type"] == content_type
     assert response.content == body
 
 
-def test_status_503_is_an_nginx_page(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault("*", status=503)
-    response = client.get(TCES_PATH)
+def test_status_503_is_an_nginx_page(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault("*", status=503)
+    response = mast_client.get(TCES_PATH)
     assert response.status_code == 503
     assert response.headers["content-type"] == "text/html"
     assert b"<title>503 Service Temporarily Unavailable</title>" in response.content
 
 
-def test_truncate_drops_the_connection_mid_body(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault(TCES_PATH, body="truncate")
+def test_truncate_drops_the_connection_mid_body(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault(TCES_PATH, body="truncate")
     with pytest.raises(httpx.TransportError):
-        client.get(TCES_PATH)
-    mast.clear_faults()
-    assert client.get(TCES_PATH).status_code == 200  # a fresh connection works again
+        mast_client.get(TCES_PATH)
+    private_mast.clear_faults()
+    assert mast_client.get(TCES_PATH).status_code == 200  # a fresh connection works again
 
 
-def test_drop_closes_without_a_response(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault(TCES_PATH, body="drop")
+def test_drop_closes_without_a_response(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault(TCES_PATH, body="drop")
     with pytest.raises(httpx.RemoteProtocolError):
-        client.get(TCES_PATH)
+        mast_client.get(TCES_PATH)
 
 
-def test_malformed_json(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault(TCES_PATH, body="malformed")
-    response = client.get(TCES_PATH)
+def test_malformed_json(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault(TCES_PATH, body="malformed")
+    response = mast_client.get(TCES_PATH)
     assert response.status_code == 200
     assert int(response.headers["content-length"]) == len(response.content) > 0
     with pytest.raises(json.JSONDecodeError):
         response.json()
 
 
-def test_nan_tokens(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault(TABLE_PATH, body="nan")
-    response = client.get(TABLE_PATH, params=WEIRD_TCE)
+def test_nan_tokens(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault(TABLE_PATH, body="nan")
+    response = mast_client.get(TABLE_PATH, params=WEIRD_TCE)
     assert b":NaN" in response.content and b"null" not in response.content
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(response.content)
@@ -319,42 +323,42 @@ def test_nan_tokens(mast: FakeMast, client: httpx.Client) -> None:
     assert any(isinstance(row["LC_INIT"], float) and math.isnan(row["LC_INIT"]) for row in rows)
 
 
-def test_empty_body(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault(TCES_PATH, body="empty")
-    response = client.get(TCES_PATH)
+def test_empty_body(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault(TCES_PATH, body="empty")
+    response = mast_client.get(TCES_PATH)
     assert (response.status_code, response.content) == (200, b"")
 
 
-def test_content_type_override(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault(TCES_PATH, content_type="text/json; charset=UTF-8")
-    response = client.get(TCES_PATH)
+def test_content_type_override(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault(TCES_PATH, content_type="text/json; charset=UTF-8")
+    response = mast_client.get(TCES_PATH)
     assert response.headers["content-type"] == "text/json; charset=UTF-8"
     assert response.json() == {"TCE": ["s0001-s0001:TCE_1"]}
 
 
-def test_times_limits_a_fault(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault(TCES_PATH, status=503, times=1)
-    assert client.get(TCES_PATH).status_code == 503
-    assert client.get(TCES_PATH).status_code == 200
-    assert mast.faults() == []
+def test_times_limits_a_fault(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault(TCES_PATH, status=503, times=1)
+    assert mast_client.get(TCES_PATH).status_code == 503
+    assert mast_client.get(TCES_PATH).status_code == 200
+    assert private_mast.faults() == []
 
 
-def test_latest_matching_fault_wins(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault("*", status=500)
-    mast.set_fault("/api/v0.1/dvdata/tess/*/tces/", status=504)
-    assert client.get(TCES_PATH).status_code == 504
-    assert client.get("/api/v0.1/dvdata/tess/info/").status_code == 500
+def test_latest_matching_fault_wins(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault("*", status=500)
+    private_mast.set_fault("/api/v0.1/dvdata/tess/*/tces/", status=504)
+    assert mast_client.get(TCES_PATH).status_code == 504
+    assert mast_client.get("/api/v0.1/dvdata/tess/info/").status_code == 500
 
 
-def test_delay(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault(TCES_PATH, delay_s=0.2)
+def test_delay(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault(TCES_PATH, delay_s=0.2)
     started = time.perf_counter()
-    response = client.get(TCES_PATH)
+    response = mast_client.get(TCES_PATH)
     assert time.perf_counter() - started >= 0.2
     assert response.status_code == 200
-    mast.set_fault(TCES_PATH, delay_s=1.0)
+    private_mast.set_fault(TCES_PATH, delay_s=1.0)
     with pytest.raises(httpx.ReadTimeout):
-        client.get(TCES_PATH, timeout=0.1)
+        mast_client.get(TCES_PATH, timeout=0.1)
 
 
 def test_start_is_idempotent_and_restart_keeps_the_port() -> None:
@@ -368,25 +372,25 @@ def test_start_is_idempotent_and_restart_keeps_the_port() -> None:
         assert httpx.get(other.url + TCES_PATH).status_code == 200
 
 
-def test_set_fault_rejects_nonsense(mast: FakeMast) -> None:
+def test_set_fault_rejects_nonsense(private_mast: FakeMast) -> None:
     with pytest.raises(ValueError):
-        mast.set_fault("*", body="explode")
+        private_mast.set_fault("*", body="explode")
     with pytest.raises(ValueError):
-        mast.set_fault("*", times=0)
+        private_mast.set_fault("*", times=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Counters and the control API
 
 
-def test_counters_per_path_and_endpoint(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault(TCES_PATH, status=503, times=1)
-    client.get(TCES_PATH)  # faulted, still counted
-    client.get(TCES_PATH)
-    client.get(f"/api/v0.1/dvdata/tess/{WEIRD_TIC}/info/?tce=1&sector=1")
-    client.get("/api/v0.1/dvdata/tess/info")
-    client.get("/nowhere")
-    assert mast.counters() == {
+def test_counters_per_path_and_endpoint(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault(TCES_PATH, status=503, times=1)
+    mast_client.get(TCES_PATH)  # faulted, still counted
+    mast_client.get(TCES_PATH)
+    mast_client.get(f"/api/v0.1/dvdata/tess/{WEIRD_TIC}/info/?tce=1&sector=1")
+    mast_client.get("/api/v0.1/dvdata/tess/info")
+    mast_client.get("/nowhere")
+    assert private_mast.counters() == {
         "paths": {
             TCES_PATH: 2,
             f"/api/v0.1/dvdata/tess/{WEIRD_TIC}/info/": 1,
@@ -395,53 +399,53 @@ def test_counters_per_path_and_endpoint(mast: FakeMast, client: httpx.Client) ->
         },
         "endpoints": {"exomast.tces": 2, "exomast.info": 1, "exomast.columns": 1, "unknown": 1},
     }
-    assert mast.count(endpoint="exomast.tces") == 2
-    assert mast.count(path=TCES_PATH) == 2
-    assert mast.count() == 5
-    mast.reset()
-    assert mast.counters() == {"paths": {}, "endpoints": {}}
+    assert private_mast.count(endpoint="exomast.tces") == 2
+    assert private_mast.count(path=TCES_PATH) == 2
+    assert private_mast.count() == 5
+    private_mast.reset()
+    assert private_mast.counters() == {"paths": {}, "endpoints": {}}
 
 
-def test_counters_are_thread_safe(mast: FakeMast) -> None:
+def test_counters_are_thread_safe(private_mast: FakeMast) -> None:
     def fetch(_: int) -> int:
-        with httpx.Client(base_url=mast.url) as http_client:
+        with httpx.Client(base_url=private_mast.url) as http_client:
             return sum(http_client.get(TCES_PATH).status_code for _ in range(5))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert sum(pool.map(fetch, range(8))) == 200 * 40
-    assert mast.count(endpoint="exomast.tces") == 40
+    assert private_mast.count(endpoint="exomast.tces") == 40
 
 
-def test_http_control_api(mast: FakeMast, client: httpx.Client) -> None:
-    created = client.post("/__fake__/faults", json={"path": TCES_PATH, "status": 504, "times": 2})
+def test_http_control_api(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    created = mast_client.post("/__fake__/faults", json={"path": TCES_PATH, "status": 504, "times": 2})
     assert created.status_code == 201
-    assert client.get(TCES_PATH).content == NGINX_504_BYTES
-    assert client.get("/__fake__/faults").json()["faults"][0]["times"] == 1
-    assert client.delete("/__fake__/faults").status_code == 200
-    assert client.get(TCES_PATH).status_code == 200
+    assert mast_client.get(TCES_PATH).content == NGINX_504_BYTES
+    assert mast_client.get("/__fake__/faults").json()["faults"][0]["times"] == 1
+    assert mast_client.delete("/__fake__/faults").status_code == 200
+    assert mast_client.get(TCES_PATH).status_code == 200
 
-    counters = client.get("/__fake__/counters").json()
+    counters = mast_client.get("/__fake__/counters").json()
     assert counters == {"paths": {TCES_PATH: 2}, "endpoints": {"exomast.tces": 2}}  # control calls not counted
-    assert client.post("/__fake__/reset").status_code == 200
-    assert client.get("/__fake__/counters").json() == {"paths": {}, "endpoints": {}}
+    assert mast_client.post("/__fake__/reset").status_code == 200
+    assert mast_client.get("/__fake__/counters").json() == {"paths": {}, "endpoints": {}}
 
-    assert client.post("/__fake__/faults", json={"path": "*", "body": "explode"}).status_code == 400
-    assert client.post("/__fake__/faults", json={"path": "*", "colour": "red"}).status_code == 400
-    assert client.post("/__fake__/faults", content=b"{not json").status_code == 400
+    assert mast_client.post("/__fake__/faults", json={"path": "*", "body": "explode"}).status_code == 400
+    assert mast_client.post("/__fake__/faults", json={"path": "*", "colour": "red"}).status_code == 400
+    assert mast_client.post("/__fake__/faults", content=b"{not json").status_code == 400
 
 
-def test_control_api_ignores_faults(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault("*", body="drop")
-    assert client.get("/__fake__/counters").status_code == 200
-    assert client.delete("/__fake__/faults").status_code == 200
+def test_control_api_ignores_faults(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault("*", body="drop")
+    assert mast_client.get("/__fake__/counters").status_code == 200
+    assert mast_client.delete("/__fake__/faults").status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # HTTP behaviour
 
 
-def test_keep_alive_serves_several_requests_on_one_connection(mast: FakeMast) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", mast.port, timeout=5)
+def test_keep_alive_serves_several_requests_on_one_connection(private_mast: FakeMast) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", private_mast.port, timeout=5)
     try:
         for _ in range(3):
             connection.request("GET", TCES_PATH)
@@ -453,8 +457,8 @@ def test_keep_alive_serves_several_requests_on_one_connection(mast: FakeMast) ->
         connection.close()
 
 
-def test_method_not_allowed(client: httpx.Client) -> None:
-    response = client.post(TCES_PATH)
+def test_method_not_allowed(mast_client: httpx.Client) -> None:
+    response = mast_client.post(TCES_PATH)
     assert response.status_code == 405
     assert response.headers["allow"] == "GET"
 
@@ -467,6 +471,7 @@ def test_stop_hangs_up_pooled_connections() -> None:
             http_client.get(TCES_PATH)
 
 
+@pytest.mark.process
 def test_runs_as_a_module_and_exits_on_sigint() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

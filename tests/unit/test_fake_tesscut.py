@@ -24,6 +24,7 @@ from astropy.wcs import WCS
 from tests.fake_mast import FakeMast
 from tests.fake_mast.footprints import TWO_CCD_POSITION
 from tests.fake_mast.scene import mover_offset_px
+from tests.polling import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REAL_ZIP = REPO_ROOT / "tests" / "data" / "astrocut_107.27_-70.0_5x5.zip"
@@ -51,19 +52,21 @@ COLUMN_WCS_KEYWORDS = [
 
 
 @pytest.fixture(scope="module")
-def mast() -> Iterator[FakeMast]:
+def private_mast() -> Iterator[FakeMast]:
+    """An emulator of this module's own: these tests check the emulator itself, faults and counters included."""
     with FakeMast(host="127.0.0.1", port=0) as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
-def _clean_state(mast: FakeMast) -> None:
-    mast.reset()
+def _clean_state(private_mast: FakeMast) -> None:
+    private_mast.reset()
 
 
 @pytest.fixture()
-def client(mast: FakeMast) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=mast.url, timeout=30.0) as http_client:
+def mast_client(private_mast: FakeMast) -> Iterator[httpx.Client]:
+    """A plain HTTP client of ``private_mast`` (the service is not involved)."""
+    with httpx.Client(base_url=private_mast.url, timeout=30.0) as http_client:
         yield http_client
 
 
@@ -73,10 +76,10 @@ def open_members(payload: bytes) -> list[tuple[str, fits.HDUList]]:
 
 
 @pytest.fixture(scope="module")
-def weird_zip(mast: FakeMast) -> bytes:
+def weird_zip(private_mast: FakeMast) -> bytes:
     """The tutorial's cutout: 50 x 50 px around TIC 214568914, sector 1 (GET, as download_cutouts sends it)."""
     params = {"ra": WEIRD[0], "dec": WEIRD[1], "x": 50, "y": 50, "units": "px", "sector": 1}
-    response = httpx.get(mast.tesscut_url + "astrocut", params=params, timeout=30.0)
+    response = httpx.get(private_mast.tesscut_url + "astrocut", params=params, timeout=30.0)
     assert response.status_code == 200
     return response.content
 
@@ -95,8 +98,8 @@ def centre_pixel_of(hdul: fits.HDUList, ra: float, dec: float) -> tuple[float, f
 # --- sector -----------------------------------------------------------------------------------------------------
 
 
-def test_sector_get_matches_the_recorded_pi_men_response(client: httpx.Client) -> None:
-    response = client.get(SECTOR, params={"ra": PI_MEN[0], "dec": PI_MEN[1], "radius": "0m"})
+def test_sector_get_matches_the_recorded_pi_men_response(mast_client: httpx.Client) -> None:
+    response = mast_client.get(SECTOR, params={"ra": PI_MEN[0], "dec": PI_MEN[1], "radius": "0m"})
     assert response.status_code == 200
     assert response.headers["content-type"] == JSON_CONTENT_TYPE
     expected = [(1, 4, 2), (4, 4, 3), (8, 4, 4), (11, 4, 1), (12, 3, 4), (13, 3, 3)]
@@ -108,8 +111,8 @@ def test_sector_get_matches_the_recorded_pi_men_response(client: httpx.Client) -
     }
 
 
-def test_sector_post_form_as_astroquery_sends_it(client: httpx.Client) -> None:
-    response = client.post(
+def test_sector_post_form_as_astroquery_sends_it(mast_client: httpx.Client) -> None:
+    response = mast_client.post(
         SECTOR,
         content=f"ra={WEIRD[0]}&dec={WEIRD[1]}&radius=0.1&product=SPOC",
         headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
@@ -134,8 +137,8 @@ def test_sector_post_form_as_astroquery_sends_it(client: httpx.Client) -> None:
         ((180.0, 0.0), []),
     ],
 )  # fmt: skip
-def test_sector_footprints(client: httpx.Client, position: tuple[float, float], sectors: list[str]) -> None:
-    response = client.get(SECTOR, params={"ra": position[0], "dec": position[1]})
+def test_sector_footprints(mast_client: httpx.Client, position: tuple[float, float], sectors: list[str]) -> None:
+    response = mast_client.get(SECTOR, params={"ra": position[0], "dec": position[1]})
     assert response.status_code == 200
     assert [entry["sectorName"] for entry in response.json()["results"]] == sectors
 
@@ -144,8 +147,8 @@ def test_sector_footprints(client: httpx.Client, position: tuple[float, float], 
     ("radius", "reaches_ccd_2"),
     [("0", False), ("0d", False), ("30s", False), ("2m", False), ("5m", True), ("15px", True), ("0.1", True)],
 )
-def test_sector_radius_units(client: httpx.Client, radius: str, reaches_ccd_2: bool) -> None:
-    response = client.get(SECTOR, params={"ra": TWO_CCD_POSITION[0], "dec": TWO_CCD_POSITION[1], "radius": radius})
+def test_sector_radius_units(mast_client: httpx.Client, radius: str, reaches_ccd_2: bool) -> None:
+    response = mast_client.get(SECTOR, params={"ra": TWO_CCD_POSITION[0], "dec": TWO_CCD_POSITION[1], "radius": radius})
     assert response.status_code == 200
     names = [entry["sectorName"] for entry in response.json()["results"]]
     # The position is 10.8 px from CCD 2's first row (1 px = 21 arcsec).
@@ -165,8 +168,8 @@ def test_sector_radius_units(client: httpx.Client, radius: str, reaches_ccd_2: b
         (ASTROCUT, {"ra": WEIRD[0], "dec": "nan"}),
     ],
 )
-def test_malformed_parameters_are_400(client: httpx.Client, path: str, params: dict[str, object]) -> None:
-    response = client.get(path, params=params)
+def test_malformed_parameters_are_400(mast_client: httpx.Client, path: str, params: dict[str, object]) -> None:
+    response = mast_client.get(path, params=params)
     assert response.status_code == 400
     assert response.json()["msg"]
 
@@ -174,8 +177,8 @@ def test_malformed_parameters_are_400(client: httpx.Client, path: str, params: d
 # --- astrocut ---------------------------------------------------------------------------------------------------
 
 
-def test_astrocut_get_and_post_return_the_same_single_tpf(client: httpx.Client, weird_zip: bytes) -> None:
-    response = client.post(
+def test_astrocut_get_and_post_return_the_same_single_tpf(mast_client: httpx.Client, weird_zip: bytes) -> None:
+    response = mast_client.post(
         ASTROCUT,
         data={"x": 50, "y": 50, "units": "px", "sector": 1, "ra": WEIRD[0], "dec": WEIRD[1]},
         headers={"Accept": "application/json"},
@@ -251,21 +254,21 @@ def test_tpf_layout(weird_tpf: fits.HDUList) -> None:
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("sector", [1, None])
-def test_the_real_2018_zip_is_served_byte_for_byte(client: httpx.Client, method: str, sector: int | None) -> None:
+def test_the_real_2018_zip_is_served_byte_for_byte(mast_client: httpx.Client, method: str, sector: int | None) -> None:
     params: dict[str, object] = {"x": 5, "y": 5, "units": "px", "ra": 107.27, "dec": -70.0}
     if sector is not None:
         params["sector"] = sector
     if method == "GET":
-        response = client.get(ASTROCUT, params=params)
+        response = mast_client.get(ASTROCUT, params=params)
     else:
-        response = client.post(ASTROCUT, data=params)
+        response = mast_client.post(ASTROCUT, data=params)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/zip"
     assert hashlib.sha256(response.content).hexdigest() == hashlib.sha256(REAL_ZIP.read_bytes()).hexdigest()
 
 
-def test_other_sizes_at_the_real_sample_position_are_generated(client: httpx.Client) -> None:
-    response = client.get(ASTROCUT, params={"ra": 107.27, "dec": -70.0, "x": 7, "y": 5})
+def test_other_sizes_at_the_real_sample_position_are_generated(mast_client: httpx.Client) -> None:
+    response = mast_client.get(ASTROCUT, params={"ra": 107.27, "dec": -70.0, "x": 7, "y": 5})
     ((name, hdul),) = open_members(response.content)
     assert name == "tess-s0001-4-3_107.2700000_-70.0000000_5-x-7_astrocut.fits"
     assert hdul["PIXELS"].data["FLUX"].shape == (1282, 5, 7)
@@ -273,8 +276,8 @@ def test_other_sizes_at_the_real_sample_position_are_generated(client: httpx.Cli
 
 
 @pytest.mark.parametrize("params", [{"ra": NORTH[0], "dec": NORTH[1]}, {"ra": WEIRD[0], "dec": WEIRD[1], "sector": 2}])
-def test_no_ffis_is_a_200_json_message(client: httpx.Client, params: dict[str, object]) -> None:
-    response = client.get(ASTROCUT, params=params)
+def test_no_ffis_is_a_200_json_message(mast_client: httpx.Client, params: dict[str, object]) -> None:
+    response = mast_client.get(ASTROCUT, params=params)
     assert response.status_code == 200
     assert response.headers["content-type"] == JSON_CONTENT_TYPE
     assert response.json() == {"msg": NO_DATA}
@@ -283,25 +286,25 @@ def test_no_ffis_is_a_200_json_message(client: httpx.Client, params: dict[str, o
 @pytest.mark.parametrize(
     "size", [{"x": 101, "y": 100}, {"x": 10001, "y": 1}, {"x": 0.6, "y": 0.6, "units": "d"}, {"x": 101, "y": 101}]
 )
-def test_more_than_10000_pixels_is_400(client: httpx.Client, size: dict[str, object]) -> None:
-    response = client.get(ASTROCUT, params={"ra": WEIRD[0], "dec": WEIRD[1], "sector": 1, **size})
+def test_more_than_10000_pixels_is_400(mast_client: httpx.Client, size: dict[str, object]) -> None:
+    response = mast_client.get(ASTROCUT, params={"ra": WEIRD[0], "dec": WEIRD[1], "sector": 1, **size})
     assert response.status_code == 400
     assert response.headers["content-type"] == JSON_CONTENT_TYPE
     assert "10,000" in response.json()["msg"]
 
 
-def test_angular_sizes_are_rounded_up_to_pixels(client: httpx.Client) -> None:
+def test_angular_sizes_are_rounded_up_to_pixels(mast_client: httpx.Client) -> None:
     # What astroquery sends for size=[2, 3] * u.arcmin: x = 3 arcmin, y = 2 arcmin, in degrees.
     query = f"x=0.05&y=0.03333333333333333&units=d&sector=1&ra={WEIRD[0]}&dec={WEIRD[1]}"
-    response = client.get(f"{ASTROCUT}?{query}")
+    response = mast_client.get(f"{ASTROCUT}?{query}")
     ((name, hdul),) = open_members(response.content)
     assert name.endswith("_6-x-9_astrocut.fits")
     assert hdul["PIXELS"].data["FLUX"].shape == (1282, 6, 9)
 
 
-def test_a_position_near_a_ccd_edge_returns_two_tpfs(client: httpx.Client) -> None:
+def test_a_position_near_a_ccd_edge_returns_two_tpfs(mast_client: httpx.Client) -> None:
     ra, dec = TWO_CCD_POSITION
-    response = client.get(ASTROCUT, params={"ra": ra, "dec": dec, "x": 25, "y": 25, "sector": 1})
+    response = mast_client.get(ASTROCUT, params={"ra": ra, "dec": dec, "x": 25, "y": 25, "sector": 1})
     members = open_members(response.content)
     assert [name for name, _ in members] == [
         "tess-s0001-1-2_330.9440000_-30.9879000_25-x-25_astrocut.fits",
@@ -318,7 +321,7 @@ def test_a_position_near_a_ccd_edge_returns_two_tpfs(client: httpx.Client) -> No
     assert np.isnan(flux[off_chip["APERTURE"].data == 0]).all()
     assert np.isfinite(flux[off_chip["APERTURE"].data == 1]).all()
     # Narrower cutouts stay on one CCD.
-    narrow = client.get(ASTROCUT, params={"ra": ra, "dec": dec, "x": 15, "y": 15, "sector": 1})
+    narrow = mast_client.get(ASTROCUT, params={"ra": ra, "dec": dec, "x": 15, "y": 15, "sector": 1})
     assert [name[:14] for name, _ in open_members(narrow.content)] == ["tess-s0001-1-3"]
 
 
@@ -344,15 +347,17 @@ def test_the_moving_source_follows_its_documented_track(weird_tpf: fits.HDUList)
         assert ((excess - np.median(excess)) / flux_err[k]).max() < 8
 
 
-def test_generation_is_deterministic_and_overlapping_cutouts_agree(mast: FakeMast, client: httpx.Client) -> None:
+def test_generation_is_deterministic_and_overlapping_cutouts_agree(
+    private_mast: FakeMast, mast_client: httpx.Client
+) -> None:
     params = {"ra": 330.9041, "dec": -19.9710, "sector": 1}
-    small = client.get(ASTROCUT, params={**params, "x": 9, "y": 9}).content
-    large = client.get(ASTROCUT, params={**params, "x": 11, "y": 11}).content
-    builds = mast.cutout_cache_stats()["builds"]
-    mast.clear_cutout_cache()
-    assert mast.cutout_cache_stats()["entries"] == 0
-    assert client.get(ASTROCUT, params={**params, "x": 9, "y": 9}).content == small
-    assert mast.cutout_cache_stats()["builds"] == builds + 1
+    small = mast_client.get(ASTROCUT, params={**params, "x": 9, "y": 9}).content
+    large = mast_client.get(ASTROCUT, params={**params, "x": 11, "y": 11}).content
+    builds = private_mast.cutout_cache_stats()["builds"]
+    private_mast.clear_cutout_cache()
+    assert private_mast.cutout_cache_stats()["entries"] == 0
+    assert mast_client.get(ASTROCUT, params={**params, "x": 9, "y": 9}).content == small
+    assert private_mast.cutout_cache_stats()["builds"] == builds + 1
     ((_, small_tpf),) = open_members(small)
     ((_, large_tpf),) = open_members(large)
     assert large_tpf["PIXELS"].header["1CRV5P"] + 1 == small_tpf["PIXELS"].header["1CRV5P"]
@@ -364,8 +369,8 @@ def test_generation_is_deterministic_and_overlapping_cutouts_agree(mast: FakeMas
         np.testing.assert_array_equal(small_values, large_values)
 
 
-def test_sector_33_has_3495_ten_minute_frames(client: httpx.Client) -> None:
-    response = client.get(ASTROCUT, params={"ra": WASP126[0], "dec": WASP126[1], "x": 3, "y": 3, "sector": 33})
+def test_sector_33_has_3495_ten_minute_frames(mast_client: httpx.Client) -> None:
+    response = mast_client.get(ASTROCUT, params={"ra": WASP126[0], "dec": WASP126[1], "x": 3, "y": 3, "sector": 33})
     ((name, hdul),) = open_members(response.content)
     assert name.startswith("tess-s0033-4-3_")
     time_btjd = hdul["PIXELS"].data["TIME"]
@@ -374,44 +379,44 @@ def test_sector_33_has_3495_ten_minute_frames(client: httpx.Client) -> None:
     assert hdul[0].header["SECTOR"] == 33
 
 
-def test_moving_targets_are_not_emulated(client: httpx.Client) -> None:
+def test_moving_targets_are_not_emulated(mast_client: httpx.Client) -> None:
     for path in ("moving_target/sector", "moving_target/astrocut"):
-        response = client.post(f"/tesscut/api/v0.1/{path}", data={"obj_id": "Eleonora"})
+        response = mast_client.post(f"/tesscut/api/v0.1/{path}", data={"obj_id": "Eleonora"})
         assert response.status_code == 501
         assert response.json() == {"msg": "moving targets are not emulated"}
 
 
-def test_counters_name_the_tesscut_endpoints(mast: FakeMast, client: httpx.Client) -> None:
-    client.get(SECTOR, params={"ra": 1, "dec": 2})
-    client.post(SECTOR, data={"ra": 1, "dec": 2})
-    client.get(ASTROCUT, params={"ra": NORTH[0], "dec": NORTH[1]})
-    client.get("/tesscut/api/v0.1/moving_target/sector", params={"obj_id": "x"})
-    client.get("/tesscut/api/v0.1/nope")
-    assert mast.count(endpoint="tesscut.sector") == 2
-    assert mast.count(endpoint="tesscut.astrocut") == 1
-    assert mast.count(endpoint="tesscut.other") == 2
-    assert mast.count(path=SECTOR) == 2
+def test_counters_name_the_tesscut_endpoints(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    mast_client.get(SECTOR, params={"ra": 1, "dec": 2})
+    mast_client.post(SECTOR, data={"ra": 1, "dec": 2})
+    mast_client.get(ASTROCUT, params={"ra": NORTH[0], "dec": NORTH[1]})
+    mast_client.get("/tesscut/api/v0.1/moving_target/sector", params={"obj_id": "x"})
+    mast_client.get("/tesscut/api/v0.1/nope")
+    assert private_mast.count(endpoint="tesscut.sector") == 2
+    assert private_mast.count(endpoint="tesscut.astrocut") == 1
+    assert private_mast.count(endpoint="tesscut.other") == 2
+    assert private_mast.count(path=SECTOR) == 2
 
 
 # --- faults, limits, throttling ---------------------------------------------------------------------------------
 
 
-def test_faults_apply_to_tesscut_routes(mast: FakeMast, client: httpx.Client) -> None:
-    mast.set_fault("/tesscut/*/astrocut", status=504, times=1)
-    response = client.get(ASTROCUT, params={"ra": WEIRD[0], "dec": WEIRD[1]})
+def test_faults_apply_to_tesscut_routes(private_mast: FakeMast, mast_client: httpx.Client) -> None:
+    private_mast.set_fault("/tesscut/*/astrocut", status=504, times=1)
+    response = mast_client.get(ASTROCUT, params={"ra": WEIRD[0], "dec": WEIRD[1]})
     assert response.status_code == 504
     assert b"504 Gateway Time-out" in response.content
-    mast.set_fault(ASTROCUT, body="truncate", times=1)
+    private_mast.set_fault(ASTROCUT, body="truncate", times=1)
     with pytest.raises(httpx.RemoteProtocolError):
-        client.get(ASTROCUT, params={"ra": 107.27, "dec": -70.0})
+        mast_client.get(ASTROCUT, params={"ra": 107.27, "dec": -70.0})
 
 
-def test_more_than_10_simultaneous_requests_get_503(mast: FakeMast) -> None:
-    mast.set_fault(SECTOR, delay_s=0.6)
+def test_more_than_10_simultaneous_requests_get_503(private_mast: FakeMast) -> None:
+    private_mast.set_fault(SECTOR, delay_s=0.6)
 
     def ask(_: int) -> httpx.Response:
         with httpx.Client(timeout=10.0) as own_client:
-            return own_client.get(mast.tesscut_url + "sector", params={"ra": WEIRD[0], "dec": WEIRD[1]})
+            return own_client.get(private_mast.tesscut_url + "sector", params={"ra": WEIRD[0], "dec": WEIRD[1]})
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         responses = list(pool.map(ask, range(12)))
@@ -421,22 +426,22 @@ def test_more_than_10_simultaneous_requests_get_503(mast: FakeMast) -> None:
     assert b"503 Service Temporarily Unavailable" in rejected.content
     assert rejected.headers["content-type"] == "text/html"
     # Rejected requests count while they are answered, so the mark passes 10 exactly when a client overdid it.
-    assert mast.tesscut_in_flight_max() >= 11
+    assert private_mast.tesscut_in_flight_max() >= 11
     # A request counts out after its last byte is written, which can be just after the client has read it.
-    settle_by = time.monotonic() + 5
-    while mast.tesscut_in_flight() and time.monotonic() < settle_by:
-        time.sleep(0.01)
-    assert mast.tesscut_in_flight() == 0
-    mast.reset()
-    assert mast.tesscut_in_flight_max() == 0
-    assert httpx.get(mast.url + "/__fake__/tesscut/in-flight").json() == {"current": 0, "max": 0, "limit": 10}
+    wait_until(lambda: private_mast.tesscut_in_flight() == 0, 5, what="the last request to count out")
+    assert private_mast.tesscut_in_flight() == 0
+    private_mast.reset()
+    assert private_mast.tesscut_in_flight_max() == 0
+    assert httpx.get(private_mast.url + "/__fake__/tesscut/in-flight").json() == {"current": 0, "max": 0, "limit": 10}
 
 
-def test_throttle_sends_the_body_at_the_given_rate(mast: FakeMast) -> None:
-    mast.set_fault(ASTROCUT, throttle_bytes_per_s=1_000_000)
+def test_throttle_sends_the_body_at_the_given_rate(private_mast: FakeMast) -> None:
+    private_mast.set_fault(ASTROCUT, throttle_bytes_per_s=1_000_000)
     arrivals: list[tuple[float, int]] = []
     started = time.monotonic()
-    with httpx.stream("GET", mast.tesscut_url + "astrocut", params={"ra": 107.27, "dec": -70.0}, timeout=10) as reply:
+    with httpx.stream(
+        "GET", private_mast.tesscut_url + "astrocut", params={"ra": 107.27, "dec": -70.0}, timeout=10
+    ) as reply:
         assert int(reply.headers["content-length"]) == REAL_ZIP.stat().st_size
         body = b""
         for chunk in reply.iter_bytes():
@@ -446,14 +451,14 @@ def test_throttle_sends_the_body_at_the_given_rate(mast: FakeMast) -> None:
     assert 0.2 < arrivals[-1][0] < 2.0  # 260,927 B at 1 MB/s
     halfway = next(t for t, size in arrivals if size >= len(body) // 2)
     assert halfway < arrivals[-1][0] - 0.08  # the body arrives progressively, not at once
-    assert mast.faults()[0]["throttle_bytes_per_s"] == 1_000_000
+    assert private_mast.faults()[0]["throttle_bytes_per_s"] == 1_000_000
 
 
-def test_throttle_is_validated(mast: FakeMast) -> None:
+def test_throttle_is_validated(private_mast: FakeMast) -> None:
     for bad in (0, -1.0, True, "fast"):
         with pytest.raises(ValueError):
-            mast.set_fault("*", throttle_bytes_per_s=bad)  # type: ignore[arg-type]
-    response = httpx.post(mast.url + "/__fake__/faults", json={"path": "/x", "throttle_bytes_per_s": 5e5})
+            private_mast.set_fault("*", throttle_bytes_per_s=bad)  # type: ignore[arg-type]
+    response = httpx.post(private_mast.url + "/__fake__/faults", json={"path": "/x", "throttle_bytes_per_s": 5e5})
     assert response.status_code == 201 and response.json()["fault"]["throttle_bytes_per_s"] == 5e5
 
 
@@ -469,8 +474,8 @@ def test_the_cutout_cache_is_removed_on_stop() -> None:
 # --- the TIC ----------------------------------------------------------------------------------------------------
 
 
-def invoke(client: httpx.Client, request: dict[str, object]) -> dict:
-    response = client.post(INVOKE, data={"request": json.dumps(request)}, headers={"Accept": "text/plain"})
+def invoke(mast_client: httpx.Client, request: dict[str, object]) -> dict:
+    response = mast_client.post(INVOKE, data={"request": json.dumps(request)}, headers={"Accept": "text/plain"})
     assert response.status_code == 200
     assert response.headers["content-type"] == JSON_CONTENT_TYPE
     return orjson.loads(response.content)
@@ -486,8 +491,8 @@ def tic_request(*ids: str, columns: str = "*") -> dict[str, object]:
     }
 
 
-def test_tic_lookup_by_id(client: httpx.Client) -> None:
-    result = invoke(client, tic_request("214568914"))
+def test_tic_lookup_by_id(mast_client: httpx.Client) -> None:
+    result = invoke(mast_client, tic_request("214568914"))
     assert (result["status"], result["msg"]) == ("COMPLETE", "")
     (row,) = result["data"]
     assert row["ID"] == "214568914"
@@ -498,40 +503,40 @@ def test_tic_lookup_by_id(client: httpx.Client) -> None:
     assert result["paging"]["rowsFiltered"] == 1 and result["paging"]["pagesFiltered"] == 1
 
 
-def test_tic_targets_without_dv_data_and_the_northern_one(client: httpx.Client) -> None:
-    result = invoke(client, tic_request("206462606", "206544316", "1000000001", columns="c.ID, ra, dec, Tmag"))
+def test_tic_targets_without_dv_data_and_the_northern_one(mast_client: httpx.Client) -> None:
+    result = invoke(mast_client, tic_request("206462606", "206544316", "1000000001", columns="c.ID, ra, dec, Tmag"))
     rows = {row["ID"]: row for row in result["data"]}
     assert [field["name"] for field in result["fields"]] == ["ID", "ra", "dec", "Tmag"]
     assert (rows["206462606"]["ra"], rows["206462606"]["dec"], rows["206462606"]["Tmag"]) == (330.9041, -19.971, 9.76)
     assert (rows["206544316"]["ra"], rows["206544316"]["dec"], rows["206544316"]["Tmag"]) == (18.4189, -59.6598, 11.6)
     north = rows["1000000001"]
-    sectors = client.get(SECTOR, params={"ra": north["ra"], "dec": north["dec"]}).json()
+    sectors = mast_client.get(SECTOR, params={"ra": north["ra"], "dec": north["dec"]}).json()
     assert sectors == {"results": []}
 
 
-def test_unknown_tic_and_unknown_service(client: httpx.Client) -> None:
-    missing = invoke(client, tic_request("999"))
+def test_unknown_tic_and_unknown_service(mast_client: httpx.Client) -> None:
+    missing = invoke(mast_client, tic_request("999"))
     assert missing["status"] == "COMPLETE" and missing["data"] == [] and missing["paging"]["rowsFiltered"] == 0
-    error = invoke(client, {"service": "Mast.Caom.Cone", "params": {}, "format": "json"})
+    error = invoke(mast_client, {"service": "Mast.Caom.Cone", "params": {}, "format": "json"})
     assert error["status"] == "ERROR" and error["msg"] and error["data"] == []
-    broken = client.post(INVOKE, data={"request": "{not json"}).json()
+    broken = mast_client.post(INVOKE, data={"request": "{not json"}).json()
     assert broken["status"] == "ERROR"
 
 
-def test_tic_cone_search(client: httpx.Client) -> None:
+def test_tic_cone_search(mast_client: httpx.Client) -> None:
     cone = {"service": "Mast.Catalogs.Tic.Cone", "params": {"ra": WEIRD[0], "dec": WEIRD[1], "radius": 0.01}}
-    assert [row["ID"] for row in invoke(client, cone)["data"]] == ["214568914"]
+    assert [row["ID"] for row in invoke(mast_client, cone)["data"]] == ["214568914"]
 
 
 # --- unmodified astroquery --------------------------------------------------------------------------------------
 
 
-def test_astroquery_tesscut_against_the_emulator(mast: FakeMast, tmp_path: Path) -> None:
+def test_astroquery_tesscut_against_the_emulator(private_mast: FakeMast, tmp_path: Path) -> None:
     from astroquery.exceptions import NoResultsWarning
     from astroquery.mast import TesscutClass
 
     tesscut = TesscutClass()
-    tesscut._service_api_connection.REQUEST_URL = mast.url + "/tesscut/api/v0.1/"
+    tesscut._service_api_connection.REQUEST_URL = private_mast.url + "/tesscut/api/v0.1/"
     sample = SkyCoord(107.27, -70.0, unit="deg")
 
     sectors = tesscut.get_sectors(coordinates=SkyCoord(*PI_MEN, unit="deg"))
@@ -553,17 +558,17 @@ def test_astroquery_tesscut_against_the_emulator(mast: FakeMast, tmp_path: Path)
         assert tesscut.get_cutouts(coordinates=SkyCoord(*NORTH, unit="deg"), size=5) == []
     with pytest.warns(NoResultsWarning, match="not in any TESS sector"):
         assert len(tesscut.get_sectors(coordinates=SkyCoord(*NORTH, unit="deg"))) == 0
-    assert mast.count(endpoint="tesscut.astrocut") == 4 and mast.count(endpoint="tesscut.sector") == 2
+    assert private_mast.count(endpoint="tesscut.astrocut") == 4 and private_mast.count(endpoint="tesscut.sector") == 2
 
 
-def test_astroquery_catalogs_against_the_emulator(mast: FakeMast) -> None:
+def test_astroquery_catalogs_against_the_emulator(private_mast: FakeMast) -> None:
     from astroquery.mast import CatalogsClass
 
     catalogs = CatalogsClass()
     portal = catalogs._portal_api_connection
-    portal.MAST_REQUEST_URL = mast.invoke_url
-    portal.COLUMNS_CONFIG_URL = mast.url + "/portal/Mashup/Mashup.asmx/columnsconfig"
+    portal.MAST_REQUEST_URL = private_mast.invoke_url
+    portal.COLUMNS_CONFIG_URL = private_mast.url + "/portal/Mashup/Mashup.asmx/columnsconfig"
     table = catalogs.query_criteria(catalog="Tic", ID=206544316)
     assert list(table["ID"]) == ["206544316"]
     assert table["Tmag"][0] == pytest.approx(11.6)
-    assert mast.count(endpoint="mast.invoke") >= 2
+    assert private_mast.count(endpoint="mast.invoke") >= 2

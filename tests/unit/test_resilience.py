@@ -38,6 +38,7 @@ from service.upstream.resilience import (
     upstream_retry_after_s,
 )
 from service.upstream.tesscut import _translate
+from tests.polling import wait_until_async
 
 
 class Clock:
@@ -241,6 +242,7 @@ async def test_when_the_breaker_opens_under_the_retries_the_upstream_error_is_an
     assert calls == 2
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_retry_after_that_fits_the_deadline_is_waited_for():
     started: list[float] = []
@@ -294,8 +296,7 @@ async def test_a_call_queued_for_a_local_slot_does_not_hold_the_probe():
         return "ok"
 
     calls = [asyncio.create_task(queued.call("tces", ok, slot=slot)) for _ in range(2)]
-    while waiting < 2:
-        await asyncio.sleep(0)
+    await wait_until_async(lambda: waiting >= 2, 5, what="both calls to queue for the slot", interval_s=0)
     breaker.check()  # both queue, neither holds the probe: nobody is refused for a probe stuck in our queue
     slots.release()
     assert await asyncio.gather(*calls) == ["ok", "ok"]
@@ -366,6 +367,7 @@ def test_tesscut_failures_on_our_side_are_local_and_a_failed_dns_lookup_is_unrea
     assert isinstance(unreachable, UpstreamUnavailable) and "could not be reached" in unreachable.detail
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_waiting_for_our_own_pooled_connection_is_local(mast):
     # One connection, held by a slow request: the next one runs out of time before it gets on the wire.
@@ -373,8 +375,9 @@ async def test_waiting_for_our_own_pooled_connection_is_local(mast):
     url = mast.exomast_url + "dvdata/tess/100100827/tces/"
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as client:
         holder = asyncio.create_task(client.get(url))
-        while mast.count(endpoint="exomast.tces") == 0:
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            lambda: mast.count(endpoint="exomast.tces"), 30, what="the first request to hold the connection"
+        )
         with pytest.raises(UpstreamUnavailable) as waited:
             await request_bytes(client, "GET", url, Budget("Test", max_bytes=10**6, total_timeout_s=0.2))
         await holder

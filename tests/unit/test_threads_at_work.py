@@ -7,6 +7,7 @@ import pytest
 from anyio import CapacityLimiter
 
 from service.infra.threads import THREADS_AT_WORK, run_blocking
+from tests.polling import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -37,8 +38,7 @@ async def test_a_call_cancelled_before_its_thread_started_is_not_counted():
     limiter = CapacityLimiter(1)
     release = threading.Event()
     holder = asyncio.ensure_future(run_blocking(release.wait, 10, limiter=limiter))
-    while THREADS_AT_WORK.running == 0:
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: THREADS_AT_WORK.running, 5, what="the holder's thread to start")
     queued = asyncio.ensure_future(run_blocking(lambda: None, limiter=limiter))
     await asyncio.sleep(0.05)
     queued.cancel()

@@ -6,7 +6,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from astropy.io import fits
+
+pytestmark = pytest.mark.process  # the reading runs in a child Python, whose peak memory is its own
 
 ROOT = Path(__file__).resolve().parents[2]
 
