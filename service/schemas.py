@@ -319,3 +319,72 @@ class JobView(BaseModel):
     then: str | None = Field(
         None, description="In a 202 answer: the URL that will serve this request's result once the job is done."
     )
+
+
+class EventLinks(BaseModel):
+    """Where to look at an event: the cutout movie of its window, the light curve zoomed on it, its diagnosis."""
+
+    movie: str = Field(description="The cutout movie of the event's window, padded by a duration on each side.")
+    plot: str = Field(description="The light-curve plot zoomed on the same window, the event shaded.")
+    diagnosis: str | None = Field(None, description="The pixel-level diagnosis of the window, once it exists.")
+
+
+class LightCurveEvent(BaseModel):
+    """One anomalous window of a light curve, found by a box matched filter (see the route's description)."""
+
+    t0_btjd: float = Field(description="Centre of the window, BTJD (BJD - 2457000).")
+    start_btjd: float = Field(description="Start of the window, BTJD.")
+    end_btjd: float = Field(description="End of the window, BTJD.")
+    duration_hours: float = Field(description="Length of the box that found it, hours (30 min to a day).")
+    kind: str = Field(description="`dip` (flux below the baseline) or `bump` (above).")
+    depth_ppm: float = Field(description="Size of the excursion: the window's mean distance from the baseline, ppm.")
+    snr: float = Field(description="depth over the scatter of windows of that length across the light curve.")
+    n_points: int = Field(description="Cadences inside the window.")
+    near_gap: bool = Field(description="Whether the window reaches a data gap, or the start or end of the data.")
+    in_model_transit: bool | None = Field(
+        None, description="Whether the TCE's model predicts a transit there (null without a TCE)."
+    )
+    quality: int | None = Field(None, description="FFI light curves: bitwise OR of the window's QUALITY flags.")
+    quality_flags: list[str] | None = Field(None, description="FFI light curves: those flags' names.")
+    links: EventLinks = Field(description="Where to look at it.")
+
+
+class TransitMeasurement(BaseModel):
+    """One transit the TCE's ephemeris predicts inside the light curve, measured there."""
+
+    t_btjd: float = Field(description="Predicted mid-transit time, BTJD.")
+    depth_ppm: float | None = Field(description="Measured depth: the baseline minus the mean flux in the window, ppm.")
+    depth_err_ppm: float | None = Field(description="Its uncertainty: the scatter of windows of that length, ppm.")
+    snr: float | None = Field(description="depth_ppm / depth_err_ppm.")
+    model_depth_ppm: float | None = Field(description="The same mean over the DV model (MODEL_INIT), ppm.")
+    coverage: float = Field(description="Fraction of the transit window covered by data (0–1).")
+    n_points: int = Field(description="Cadences inside the window.")
+    observed: bool = Field(description="Whether data cover at least half of the window.")
+    has_signal: bool = Field(description="Whether it is observed and dips by 3 sigma or more.")
+
+
+class PredictedTransits(BaseModel):
+    """Does the TCE's own signal repeat? Every predicted transit, and how many show the dip."""
+
+    n_predicted: int = Field(description="Transits predicted inside the light curve's time span, gaps included.")
+    n_observed: int = Field(description="Those at least half covered by data.")
+    n_with_signal: int = Field(description="Those observed that dip by 3 sigma or more.")
+    single_event: bool = Field(description="Whether exactly one predicted transit shows the dip.")
+    transits: list[TransitMeasurement] = Field(description="Each predicted transit, in time order.")
+
+
+class EventList(BaseModel):
+    """The anomalous windows of a light curve, strongest first."""
+
+    tic_id: int | None = Field(description="The TIC, when asked by TIC.")
+    tce_id: str | None = Field(None, description="The TCE whose DV light curve was searched (DV events).")
+    sector: int | None = Field(None, description="The sector of the cutout whose light curve was searched (FFI).")
+    source: str = Field(description="`dv` (DV's detrended LC_DETREND) or `ffi` (aperture photometry, detrended).")
+    min_snr: float = Field(description="The threshold used.")
+    max_events: int = Field(description="At most this many events are listed.")
+    kind: str | None = Field(description="Only this kind was searched for (`dip` or `bump`), or null for both.")
+    n_points: int = Field(description="Finite cadences searched.")
+    events: list[LightCurveEvent] = Field(description="The events, strongest (highest SNR) first.")
+    predicted_transits: PredictedTransits | None = Field(
+        None, description="DV events: every transit the TCE's ephemeris predicts in the data, measured."
+    )
