@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service import __version__
-from service.api import cutouts, health, jobs, lightcurves, metrics, movies, tces
+from service.api import cutouts, events, health, jobs, lightcurves, metrics, movies, tces
 from service.api.errors import install_error_handlers
 from service.api.exomast_mirror import router as exomast_mirror_router
 from service.api.tesscut_mirror import router as tesscut_mirror_router
@@ -76,6 +76,7 @@ def create_app(
     app.add_middleware(StaleMarkingMiddleware)
     app.include_router(tces.router)
     app.include_router(lightcurves.router)
+    app.include_router(events.router)
     app.include_router(cutouts.router)
     app.include_router(movies.router)
     app.include_router(jobs.router)

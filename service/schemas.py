@@ -376,6 +376,73 @@ class PredictedTransits(BaseModel):
 class EventList(BaseModel):
     """The anomalous windows of a light curve, strongest first."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tic_id": 214568914,
+                    "tce_id": "s0001-s0001:TCE_1",
+                    "sector": None,
+                    "source": "dv",
+                    "min_snr": 7.1,
+                    "max_events": 10,
+                    "kind": None,
+                    "n_points": 18103,
+                    "events": [
+                        {
+                            "t0_btjd": 1334.45506,
+                            "start_btjd": 1334.21964,
+                            "end_btjd": 1334.69048,
+                            "duration_hours": 11.3,
+                            "kind": "dip",
+                            "depth_ppm": 22993.7,
+                            "snr": 68.69,
+                            "n_points": 333,
+                            "near_gap": False,
+                            "in_model_transit": True,
+                            "links": {
+                                "movie": "/tic/214568914/movie?start=1333.74881&end=1335.16131",
+                                "plot": "/tic/214568914/tces/s0001-s0001:TCE_1/lightcurve.png?x=time&start=1333.74881"
+                                "&end=1335.16131&highlight=1334.21964,1334.69048",
+                                "diagnosis": None,
+                            },
+                        }
+                    ],
+                    "predicted_transits": {
+                        "n_predicted": 2,
+                        "n_observed": 2,
+                        "n_with_signal": 1,
+                        "single_event": True,
+                        "transits": [
+                            {
+                                "t_btjd": 1334.45,
+                                "depth_ppm": 21075.0,
+                                "depth_err_ppm": 297.0,
+                                "snr": 70.95,
+                                "model_depth_ppm": 21198.3,
+                                "coverage": 0.984,
+                                "n_points": 372,
+                                "observed": True,
+                                "has_signal": True,
+                            },
+                            {
+                                "t_btjd": 1346.0686,
+                                "depth_ppm": -569.4,
+                                "depth_err_ppm": 297.0,
+                                "snr": -1.92,
+                                "model_depth_ppm": 21198.3,
+                                "coverage": 1.0,
+                                "n_points": 378,
+                                "observed": True,
+                                "has_signal": False,
+                            },
+                        ],
+                    },
+                }
+            ]
+        }
+    )
+
     tic_id: int | None = Field(description="The TIC, when asked by TIC.")
     tce_id: str | None = Field(None, description="The TCE whose DV light curve was searched (DV events).")
     sector: int | None = Field(None, description="The sector of the cutout whose light curve was searched (FFI).")

@@ -162,6 +162,8 @@ class Target:
     tces: tuple[TceSpec, ...]
     flux_source: Literal["synthetic", "spoc"]
     injected: tuple[InjectedSignal, ...] = ()
+    # Tests' edge cases: a DV series whose every flux is missing, or one of two cadences.
+    degenerate: Literal["all_nan", "two_points"] | None = None
 
     @property
     def tce_ids(self) -> list[str]:
@@ -812,6 +814,11 @@ class DvArchive:
             "DATE_OBS": np.char.replace(iso, "T", " "),
             "TESSDatetime": iso,
         }
+        if target.degenerate == "all_nan":
+            for name in ("LC_INIT", "LC_INIT_ERR", "LC_WHITE", "LC_DETREND"):
+                columns[name] = np.full(time_btjd.size, np.nan)
+        elif target.degenerate == "two_points":
+            columns = {name: values[:2] for name, values in columns.items()}
         return DvTable(
             target=target,
             tce=tce,
