@@ -37,6 +37,10 @@ EXAMPLES = [
         f"  curl -s -OJ '{SERVICE}/tic/214568914/cutout?sector=1'",
     ),
     (
+        "Where is the weirdness? The events of its light curve, and whether its transits repeat",
+        f"curl -s '{SERVICE}/tic/214568914/tces/TCE_1/events'",
+    ),
+    (
         "Plot the light curve (phase-folded, then against time with the anomaly shaded)",
         f"curl -s -o lc-phase.png '{SERVICE}/tic/214568914/tces/TCE_1/lightcurve.png'\n"
         f"  curl -s -o lc-time.png '{SERVICE}/tic/214568914/tces/TCE_1/lightcurve.png?x=time&highlight=1334,1335'",
