@@ -5,10 +5,15 @@ The method is the box matched filter used for single events in practice (see ``.
 1. For each box duration (30 min to a day, `DURATIONS_HOURS`), the mean of the flux in a box centred on every
    cadence, from cumulative sums over time (gaps are gaps: a box holds the cadences inside its time span). A box
    needs at least half the cadences its span would hold, so the edges of gaps are not sampled by two points.
-2. The noise of each duration is the scaled median absolute deviation of its own box means: red noise, which
-   makes long boxes noisier than white noise would, counts as it is, and a few events cannot inflate it.
-3. SNR = box mean / noise (negative for dips). The strongest box above the threshold, any duration, is an event;
-   every box that overlaps it is masked, and the next strongest is taken, until `max_events`.
+2. A box that holds fewer cadences than its span would (at a gap's edge) has a noisier mean, so each mean is
+   weighed by the square root of its coverage (capped at 1) before anything else: for white noise that makes
+   every box equally noisy, and for red noise it errs on the side of calling a half-empty box noisier than it is.
+   Without it, a day-long box half in a gap scores its half-day of data against a full day's noise: gap edges
+   gave false events, and a long box beat the right one on an event next to a gap.
+3. The noise of each duration is the scaled median absolute deviation of its own weighed box means: red noise,
+   which makes long boxes noisier than white noise would, counts as it is, and a few events cannot inflate it.
+4. SNR = weighed mean / noise (negative for dips). The strongest box above the threshold, any duration, is an
+   event; every box that overlaps it is masked, and the next strongest is taken, until `max_events`.
 
 The flux is relative and already detrended (DV's ``LC_DETREND``, or `detrend` for a raw light curve); its median
 is taken as the baseline. Missing values are dropped; too few points, or a flat series, give no events.
@@ -114,11 +119,12 @@ def _boxes(series: Series, duration_days: float) -> _Boxes | None:
     enough = count >= max(2.0, MIN_COVERAGE * expected)
     if np.count_nonzero(enough) < 3:
         return None
-    sampled = mean[enough]
+    weighed = mean * np.sqrt(np.minimum(count / expected, 1.0))
+    sampled = weighed[enough]
     noise = MAD_TO_SIGMA * float(np.median(np.abs(sampled - np.median(sampled))))
     if not noise > 0:
         return None
-    snr = np.where(enough, mean / noise, np.nan)
+    snr = np.where(enough, weighed / noise, np.nan)
     return _Boxes(duration_days, mean, count, snr)
 
 
