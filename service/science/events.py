@@ -13,7 +13,9 @@ The method is the box matched filter used for single events in practice (see ``.
 3. The noise of each duration is the scaled median absolute deviation of its own weighed box means: red noise,
    which makes long boxes noisier than white noise would, counts as it is, and a few events cannot inflate it.
 4. SNR = weighed mean / noise (negative for dips). The strongest box above the threshold, any duration, is an
-   event; every box that overlaps it is masked, and the next strongest is taken, until `max_events`.
+   event; every box that overlaps its window widened by half its duration on each side is masked (the best box is
+   often shorter than the event, whose unmasked rest would come back as a second event), and the next strongest
+   is taken, until `max_events`.
 
 The flux is relative and already detrended (DV's ``LC_DETREND``, or `detrend` for a raw light curve); its median
 is taken as the baseline. Missing values are dropped; too few points, or a flat series, give no events.
@@ -37,6 +39,8 @@ DURATIONS_HOURS: tuple[float, ...] = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66
 DEFAULT_MIN_SNR = 7.1
 # A box must hold at least this fraction of the cadences its span would hold at the median cadence.
 MIN_COVERAGE = 0.5
+# An event masks the boxes that overlap its window widened by this fraction of its duration on each side.
+MASK_WIDENING = 0.5
 # Consecutive cadences further apart than this many median cadences are a gap.
 GAP_CADENCES = 5.0
 # An event is near a gap when a gap at least this fraction of its duration lies within half a duration of it.
@@ -202,10 +206,10 @@ def _near_gap(series: Series, start: float, end: float) -> bool:
 
 
 def _mask_overlapping(wanted: FloatArray, time: FloatArray, boxes: list[_Boxes], event: Event) -> None:
-    """Mask every box, of any duration, that overlaps the event's window: one event is found once."""
+    """Mask every box, of any duration, that overlaps the event's widened window: one event is found once."""
     event_days = event.duration_hours / HOURS_PER_DAY
     for row, box in enumerate(boxes):
-        reach = (event_days + box.duration_days) / 2.0
+        reach = (event_days + box.duration_days) / 2.0 + MASK_WIDENING * event_days
         low = np.searchsorted(time, event.t0_btjd - reach, side="left")
         high = np.searchsorted(time, event.t0_btjd + reach, side="right")
         wanted[row, low:high] = np.nan
