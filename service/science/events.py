@@ -5,10 +5,19 @@ The method is the box matched filter used for single events in practice (see ``.
 1. For each box duration (30 min to a day, `DURATIONS_HOURS`), the mean of the flux in a box centred on every
    cadence, from cumulative sums over time (gaps are gaps: a box holds the cadences inside its time span). A box
    needs at least half the cadences its span would hold, so the edges of gaps are not sampled by two points.
-2. The noise of each duration is the scaled median absolute deviation of its own box means: red noise, which
-   makes long boxes noisier than white noise would, counts as it is, and a few events cannot inflate it.
-3. SNR = box mean / noise (negative for dips). The strongest box above the threshold, any duration, is an event;
-   every box that overlaps it is masked, and the next strongest is taken, until `max_events`.
+2. A box that holds fewer cadences than its span would (at a gap's edge) has a noisier mean, so each mean is
+   weighed by the square root of its coverage (capped at 1) before anything else: for white noise that makes
+   every box equally noisy, and for red noise it errs on the side of calling a half-empty box noisier than it is.
+   Without it, a day-long box half in a gap scores its half-day of data against a full day's noise: gap edges
+   gave false events, and a long box beat the right one on an event next to a gap.
+3. The noise of each duration is the scaled median absolute deviation of its own weighed box means: red noise,
+   which makes long boxes noisier than white noise would, counts as it is, and a few events cannot inflate it.
+   Boxes a quarter of their length apart are nearly independent, so the MAD is taken on that subsample (keeping
+   at least `NOISE_MIN_SAMPLES`, below which the subsample's MAD scatters visibly more than the full one's).
+4. SNR = weighed mean / noise (negative for dips). The strongest box above the threshold, any duration, is an
+   event; every box that overlaps its window widened by half its duration on each side is masked (the best box is
+   often shorter than the event, whose unmasked rest would come back as a second event), and the next strongest
+   is taken, until `max_events`.
 
 The flux is relative and already detrended (DV's ``LC_DETREND``, or `detrend` for a raw light curve); its median
 is taken as the baseline. Missing values are dropped; too few points, or a flat series, give no events.
@@ -32,6 +41,12 @@ DURATIONS_HOURS: tuple[float, ...] = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66
 DEFAULT_MIN_SNR = 7.1
 # A box must hold at least this fraction of the cadences its span would hold at the median cadence.
 MIN_COVERAGE = 0.5
+# The MAD of box means is taken on box means this fraction of a box apart (nearly independent, and quick), as
+# long as that leaves this many of them.
+NOISE_STEP_FRACTION = 0.25
+NOISE_MIN_SAMPLES = 1000
+# An event masks the boxes that overlap its window widened by this fraction of its duration on each side.
+MASK_WIDENING = 0.5
 # Consecutive cadences further apart than this many median cadences are a gap.
 GAP_CADENCES = 5.0
 # An event is near a gap when a gap at least this fraction of its duration lies within half a duration of it.
@@ -95,16 +110,16 @@ class _Boxes:
 
     duration_days: float
     mean: FloatArray
-    count: npt.NDArray[np.int64]
+    count: npt.NDArray[np.intp]
     snr: FloatArray  # NaN where the box holds too few cadences
 
 
-def box_means(series: Series, duration_days: float) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+def box_means(series: Series, duration_days: float) -> tuple[FloatArray, npt.NDArray[np.intp]]:
     """Return the mean flux and the cadence count of a box of ``duration_days`` centred on each cadence."""
     half = duration_days / 2.0
     low = np.searchsorted(series.time, series.time - half, side="left")
     high = np.searchsorted(series.time, series.time + half, side="right")
-    count = (high - low).astype(np.int64)
+    count = high - low
     return (series.sums[high] - series.sums[low]) / np.maximum(count, 1), count
 
 
@@ -114,11 +129,14 @@ def _boxes(series: Series, duration_days: float) -> _Boxes | None:
     enough = count >= max(2.0, MIN_COVERAGE * expected)
     if np.count_nonzero(enough) < 3:
         return None
-    sampled = mean[enough]
+    weighed = mean * np.sqrt(np.minimum(count / expected, 1.0))
+    sampled = weighed[enough]
+    step = min(int(NOISE_STEP_FRACTION * expected), sampled.size // NOISE_MIN_SAMPLES)
+    sampled = sampled[:: max(1, step)]
     noise = MAD_TO_SIGMA * float(np.median(np.abs(sampled - np.median(sampled))))
     if not noise > 0:
         return None
-    snr = np.where(enough, mean / noise, np.nan)
+    snr = np.where(enough, weighed / noise, np.nan)
     return _Boxes(duration_days, mean, count, snr)
 
 
@@ -139,27 +157,27 @@ def find_events(
     boxes = [b for h in durations_hours if h / HOURS_PER_DAY <= span and (b := _boxes(series, h / HOURS_PER_DAY))]
     if not boxes:
         return []
-    # One row per duration: the signed significance of the kinds asked for, NaN elsewhere.
-    wanted = np.vstack([_wanted(b.snr, kinds) for b in boxes])
+    # One row per duration: the significance of the kinds asked for, -inf elsewhere (argmax needs no NaN copy).
+    wanted = np.empty((len(boxes), series.time.size))
+    for row, box in enumerate(boxes):
+        wanted[row] = _wanted(box.snr, kinds)
     events: list[Event] = []
     while len(events) < max_events:
-        if np.all(np.isnan(wanted)):
+        row, column = divmod(int(np.argmax(wanted)), wanted.shape[1])
+        strongest = wanted[row, column]
+        if strongest == -np.inf or not strongest >= min_snr:
             break
-        row, column = np.unravel_index(np.nanargmax(wanted), wanted.shape)
-        if wanted[row, column] < min_snr:
-            break
-        event = _event(series, boxes[row], int(column))
+        event = _event(series, boxes[row], column)
         events.append(event)
         _mask_overlapping(wanted, series.time, boxes, event)
     return events
 
 
 def _wanted(snr: FloatArray, kinds: Sequence[EventKind]) -> FloatArray:
-    """Return each box's strength as the kinds asked for see it (a dip is a negative mean), NaN for the others."""
-    strength = np.abs(snr)
+    """Return each box's strength as the kinds asked for see it (a dip is a negative mean), -inf for the others."""
     dips, bumps = snr < 0, snr > 0
     keep = (dips & ("dip" in kinds)) | (bumps & ("bump" in kinds))
-    return np.where(keep, strength, np.nan)
+    return np.where(keep, np.abs(snr), -np.inf)
 
 
 def _event(series: Series, boxes: _Boxes, index: int) -> Event:
@@ -196,10 +214,10 @@ def _near_gap(series: Series, start: float, end: float) -> bool:
 
 
 def _mask_overlapping(wanted: FloatArray, time: FloatArray, boxes: list[_Boxes], event: Event) -> None:
-    """Mask every box, of any duration, that overlaps the event's window: one event is found once."""
+    """Mask every box, of any duration, that overlaps the event's widened window: one event is found once."""
     event_days = event.duration_hours / HOURS_PER_DAY
     for row, box in enumerate(boxes):
-        reach = (event_days + box.duration_days) / 2.0
+        reach = (event_days + box.duration_days) / 2.0 + MASK_WIDENING * event_days
         low = np.searchsorted(time, event.t0_btjd - reach, side="left")
         high = np.searchsorted(time, event.t0_btjd + reach, side="right")
-        wanted[row, low:high] = np.nan
+        wanted[row, low:high] = -np.inf
