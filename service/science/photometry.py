@@ -53,6 +53,7 @@ DETREND_WINDOW_DAYS = 2.5
 DETREND_BINS_PER_WINDOW = 10
 DETREND_MIN_BIN_POINTS = 3  # a bin's median needs this many cadences
 DETREND_MIN_BINS = 4  # a knot's line needs this many bins with a median
+DETREND_MAX_SPAN_DAYS = 10_000.0  # far beyond any sector; a longer span is a broken file, not a light curve
 
 ApertureMethod = Literal["threshold", "disk"]
 
@@ -355,7 +356,7 @@ def _robust_level(time: FloatArray, flux: FloatArray, at: float) -> float:
 
 def _trend_knots(time: FloatArray, flux: FloatArray, window_days: float) -> tuple[FloatArray, FloatArray] | None:
     """Return the trend's knots (times increasing, levels), or None when too few cadences tell it."""
-    if time.size < DETREND_MIN_BIN_POINTS * DETREND_MIN_BINS:
+    if time.size < DETREND_MIN_BIN_POINTS * DETREND_MIN_BINS or np.ptp(time) > DETREND_MAX_SPAN_DAYS:
         return None
     order = np.argsort(time, kind="stable")
     edges, bin_time, bin_flux = _bin_medians(time[order], flux[order], window_days / DETREND_BINS_PER_WINDOW)

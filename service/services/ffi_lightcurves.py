@@ -37,7 +37,7 @@ from service.services.tce_products import Made
 # The routes take the media types and DEFAULT_MIN_SNR from here (re-exported with `as`): api imports no rendering
 # or science module.
 FfiFormat = Literal["json", "csv", "fits"]
-DEFAULT_SIZE_PX = 50
+DEFAULT_SIZE_PX = 50  # the cutout routes' default size= (api/params.cutout_args): links leave it out
 
 COLUMNS = (
     ColumnInfo("TIME", "BJD - 2457000, days", "Mid-exposure time of the FFI (TESScut's TIME)", "real"),

@@ -275,6 +275,7 @@ def test_detrending_leaves_out_unusable_cadences_and_flags_what_it_cannot_tell()
     assert relative[0] == pytest.approx(0.0, abs=1e-12) and relative[50] == pytest.approx(9.0)
     assert np.isnan(photometry.detrend(time, -flux)).all()  # a negative trend has no relative flux
     assert np.isnan(photometry.detrend(time[:3], flux[:3])).all()
+    assert np.isnan(photometry.detrend(time * 1e6, flux)).all()  # a broken TIME column, not a light curve
 
 
 def test_quality_names():
