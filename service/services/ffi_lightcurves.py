@@ -221,11 +221,11 @@ def _check_rows(time: np.ndarray, view: PlotView, sector: int) -> None:
 
 
 def make_plot(source: BinaryIO, plan: CutoutPlan, plot: LightCurvePlot, limits: RenderLimits) -> tuple[bytes, str]:
-    """Return the PNG of the detrended relative flux (1 + `relative_flux`) against time, as the DV plot draws it."""
+    """Return the PNG of the detrended relative flux (around 0, like DV's LC_DETREND) against time."""
     measured = _measure(source, plan)
     _check_rows(measured.time_btjd, plot.view, plan.sector)
     time = measured.time_btjd
-    series = PlotSeries(time, np.full(time.size, np.nan), 1.0 + measured.relative_flux())
+    series = PlotSeries(time, np.full(time.size, np.nan), measured.relative_flux())
     title = f"FFI light curve, detrended ({_who(plan)} · sector {plan.sector})"
     try:
         return render_lightcurve_png(series, plot.view, plot.size, title=title)
