@@ -141,6 +141,86 @@ class LightCurve(BaseModel):
     datatypes: dict[str, str] = Field(description="Column name → ExoMAST's datatype (int, real, varchar(N)).")
 
 
+class FfiAperture(BaseModel):
+    """How the aperture of an FFI light curve was chosen."""
+
+    method: str = Field(description="`threshold` (the star's pixels above the threshold) or `disk` (a faint star).")
+    n_pixels: int = Field(description="Pixels in the aperture.")
+    threshold_e_per_s: float = Field(description="The threshold on the reference (median) image, e-/s.")
+    description: str = Field(description="The method, in words.")
+
+
+class FfiBackground(BaseModel):
+    """How the background of an FFI light curve was measured."""
+
+    n_pixels: int = Field(description="Pixels whose per-frame median is the sky level (0: no background taken).")
+    description: str = Field(description="The method, in words.")
+
+
+class FfiLightCurve(BaseModel):
+    """Simple aperture photometry of an FFI cutout, column-oriented like the DV light curve; missing values null."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tic_id": 206462606,
+                    "ra_deg": 330.9041,
+                    "dec_deg": -19.971,
+                    "sector": 1,
+                    "camera": 1,
+                    "ccd": 3,
+                    "size_px": 50,
+                    "target_pixel": {"x": 25.28, "y": 25.247},
+                    "aperture_pixels": [[25, 24], [24, 25], [25, 25], [26, 25], [25, 26]],
+                    "aperture": {
+                        "method": "threshold",
+                        "n_pixels": 5,
+                        "threshold_e_per_s": 146.5,
+                        "description": "Pixels of the median image above its median + 3 sigma, around the target.",
+                    },
+                    "background": {"n_pixels": 400, "description": "Per-frame median of faint pixels."},
+                    "quality_bits": {"32": "momentum dump", "2048": "stray light"},
+                    "n_rows": 2,
+                    "columns": {
+                        "TIME": [1325.3285, 1325.3494],
+                        "FLUX": [18712.4, 18719.9],
+                        "FLUX_ERR": [4.4, 4.4],
+                        "BACKGROUND": [7425.1, 7411.8],
+                        "CENTROID_COL": [25.28, 25.279],
+                        "CENTROID_ROW": [25.248, 25.247],
+                        "QUALITY": [2048, 2048],
+                    },
+                    "units": {"TIME": "BJD - 2457000, days", "FLUX": "e-/s", "QUALITY": None},
+                    "descriptions": {"TIME": "Mid-exposure time of the FFI", "FLUX": "Net flux in the aperture"},
+                    "datatypes": {"TIME": "real", "FLUX": "real", "QUALITY": "int"},
+                }
+            ]
+        }
+    )
+
+    tic_id: int | None = Field(description="The TIC, when asked by TIC.")
+    ra_deg: float = Field(description="Position of the star, degrees.")
+    dec_deg: float = Field(description="Position of the star, degrees.")
+    sector: int = Field(description="Sector of the cutout.")
+    camera: int | None = Field(description="Camera.")
+    ccd: int | None = Field(description="CCD.")
+    size_px: int = Field(description="Side of the cutout, pixels.")
+    target_pixel: dict[str, float] = Field(
+        description="Where the star is taken to be, 0-based pixels (x = column): by the cutout's WCS, or its centre "
+        "when the WCS places the star off the cutout."
+    )
+    aperture_pixels: list[list[int]] = Field(description="The aperture's pixels, `[x, y]` (column, row), 0-based.")
+    aperture: FfiAperture = Field(description="How the aperture was chosen.")
+    background: FfiBackground = Field(description="How the background was measured.")
+    quality_bits: dict[str, str] = Field(description="QUALITY bit (as text) → its name, for every bit set here.")
+    n_rows: int = Field(description="Number of rows (FFIs).")
+    columns: dict[str, list[Any]] = Field(description="Column name → values (numbers or null).")
+    units: dict[str, str | None] = Field(description="Column name → unit (null for QUALITY).")
+    descriptions: dict[str, str] = Field(description="Column name → what it holds.")
+    datatypes: dict[str, str] = Field(description="Column name → `real` or `int`.")
+
+
 class Health(BaseModel):
     """Liveness of the process."""
 

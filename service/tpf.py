@@ -6,11 +6,13 @@ Blocking (FITS I/O); call from worker threads. Handles both the current astrocut
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import threading
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -59,6 +61,100 @@ def scalar_column(source: Path | BinaryIO, hdus: fits.HDUList, extension: str, n
         if opened is not None:
             opened.close()
     return np.frombuffer(bytes(buffer), dtype=value).astype(value.newbyteorder("="))
+
+
+@dataclass(frozen=True)
+class PixelTable:
+    """Where a cutout's PIXELS rows lie in its file: enough to read image columns a few frames at a time.
+
+    Reading image columns through astropy's memmap pages the whole table into RSS (see `scalar_column`); reading
+    the bytes of a few rows at a time with ``pread`` keeps memory to those rows, whatever the cutout's size.
+    """
+
+    start: int  # byte offset of row 0
+    row_bytes: int
+    n_rows: int
+    fields: dict[str, tuple[np.dtype[Any], int]]  # column -> (big-endian dtype, image shape included; offset)
+
+    @classmethod
+    def of(cls, hdus: fits.HDUList) -> PixelTable:
+        """Return the layout of ``hdus``'s PIXELS table (headers only: no data is read)."""
+        hdu = hdus["PIXELS"]
+        fields = {}
+        for name, (field_dtype, offset, *_) in hdu.columns.dtype.fields.items():
+            base, shape = field_dtype.base, field_dtype.shape
+            fields[name] = (np.dtype((base.newbyteorder(">"), shape)) if shape else base.newbyteorder(">"), offset)
+        return cls(hdu.fileinfo()["datLoc"], hdu.header["NAXIS1"], hdu.header["NAXIS2"], fields)
+
+    def read_rows(self, source: Path | BinaryIO, names: Sequence[str], rows: Sequence[int]) -> dict[str, np.ndarray]:
+        """Return the columns ``names`` of ``rows`` (native byte order, images as (n, ny, nx)), reading their bytes.
+
+        Only the span of each row from the first named column to the end of the last is read.
+        """
+        layout = [(name, *self.fields[name]) for name in names]
+        first = min(offset for _, _, offset in layout)
+        span = max(offset + dtype.itemsize for _, dtype, offset in layout) - first
+        record = np.dtype(
+            {
+                "names": list(names),
+                "formats": [dtype for _, dtype, _ in layout],
+                "offsets": [offset - first for _, _, offset in layout],
+                "itemsize": span,
+            }
+        )
+        buffer = bytearray(len(rows) * span)
+        view = memoryview(buffer)
+        with _positional_reader(source) as read_at:
+            for index, row in enumerate(rows):
+                if not 0 <= row < self.n_rows:
+                    raise ValueError(f"row {row} is not in the PIXELS table ({self.n_rows} rows)")
+                read_at(self.start + row * self.row_bytes + first, view[index * span : (index + 1) * span])
+        records = np.frombuffer(buffer, dtype=record, count=len(rows))
+        return {name: records[name].astype(dtype.base.newbyteorder("=")) for name, dtype, _ in layout}
+
+    def chunks(
+        self, source: Path | BinaryIO, names: Sequence[str], frames_per_chunk: int
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Yield the columns ``names`` of every row, ``frames_per_chunk`` rows at a time, in order."""
+        for first in range(0, self.n_rows, frames_per_chunk):
+            yield self.read_rows(source, names, range(first, min(first + frames_per_chunk, self.n_rows)))
+
+
+ReadAt = Callable[[int, memoryview], None]
+
+
+@contextlib.contextmanager
+def _positional_reader(source: Path | BinaryIO) -> Iterator[ReadAt]:
+    """Yield ``read_at(offset, into)``, which fills ``into`` from ``offset`` of a path, an open file or a BytesIO.
+
+    Files are read with ``pread``: no shared file position, so render threads may read the same handle's file.
+    """
+    if isinstance(source, io.BytesIO):
+        whole = source.getbuffer()
+
+        def copy(offset: int, into: memoryview) -> None:
+            part = whole[offset : offset + len(into)]
+            _check_read(len(part), into)
+            into[:] = part
+
+        try:
+            yield copy
+        finally:
+            whole.release()  # a BytesIO cannot grow or close while its buffer is exported
+        return
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(open(source, "rb")) if isinstance(source, Path) else source
+        descriptor = handle.fileno()
+
+        def pread(offset: int, into: memoryview) -> None:
+            _check_read(os.preadv(descriptor, [into], offset), into)
+
+        yield pread
+
+
+def _check_read(count: int, into: memoryview) -> None:
+    if count != len(into):
+        raise ValueError("the PIXELS table ends early: a truncated file")
 
 
 def target_pixel(hdus: fits.HDUList, ra_deg: float, dec_deg: float) -> tuple[float, float] | None:

@@ -32,7 +32,7 @@ router = APIRouter(tags=["Data Validation"])
 FORMATS = {"json": JSON_MEDIA_TYPE, "csv": "text/csv", "fits": FITS_MEDIA_TYPE}
 MAX_COLUMNS_PARAM_LENGTH = 1000
 _NUMBER = r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*"
-# Two plain decimal numbers: what `_parse_highlight` reads (it checks their range and order itself).
+# Two plain decimal numbers: what `parse_highlight` reads (it checks their range and order itself).
 HIGHLIGHT_PATTERN = rf"^{_NUMBER},{_NUMBER}$"
 
 
@@ -133,7 +133,8 @@ async def get_lightcurve(
     return respond(request, Served(found, CachePolicy(vary=ask.vary)), services.limiters)
 
 
-def _parse_highlight(highlight: str | None) -> tuple[float, float] | None:
+def parse_highlight(highlight: str | None) -> tuple[float, float] | None:
+    """Return the ``start,end`` BTJD window to shade, or None; 422 when malformed, backwards or out of range."""
     if highlight is None:
         return None
     try:
@@ -165,7 +166,7 @@ async def plot_view(
     ] = None,
 ) -> PlotView:
     """Return what the plot shows, refusing a window that runs backwards or a malformed highlight."""
-    return PlotView(x, window.start_btjd, window.end_btjd, _parse_highlight(highlight))
+    return PlotView(x, window.start_btjd, window.end_btjd, parse_highlight(highlight))
 
 
 async def plot_size(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,20 +158,28 @@ def _fits_column(name: str, unit: str | None, values: np.ndarray) -> fits.Column
 
 
 def to_fits(
-    table: LightCurveTable, primary_header: Mapping[str, Any], data_header: Mapping[str, Any], extname: str
+    table: LightCurveTable,
+    primary_header: Mapping[str, Any],
+    data_header: Mapping[str, Any],
+    extname: str,
+    *,
+    images: Sequence[tuple[str, np.ndarray, Mapping[str, Any]]] = (),
+    note: str = "DV time series",
 ) -> tuple[bytes, str]:
     """Write a FITS file like a DVT: the primary header, then table ``extname`` with units and the data header.
 
+    ``images`` follow as image extensions, each (name, data, header). ``note`` is the checksum cards' comment.
     Header keywords FITS cannot hold as given (structural ones, null, NaN, non-ASCII text) are left out.
     """
     primary = fits.PrimaryHDU(header=fits.Header(_header_cards(primary_header)))
     columns = [_fits_column(f.name, f.unit, table.columns[f.name]) for f in table.fields]
     extension = fits.BinTableHDU.from_columns(columns, header=fits.Header(_header_cards(data_header)), name=extname)
-    hdus = fits.HDUList([primary, extension])
+    extra = [fits.ImageHDU(data, header=fits.Header(_header_cards(header)), name=name) for name, data, header in images]
+    hdus = fits.HDUList([primary, extension, *extra])
     hdus.update_extend()  # writing would add EXTEND to the primary header after its checksum otherwise
     for hdu in hdus:
         # A fixed comment instead of astropy's timestamp: the same table always gives the same bytes (and ETag).
-        hdu.add_checksum(when="DV time series")
+        hdu.add_checksum(when=note)
     buffer = io.BytesIO()
     hdus.writeto(buffer, checksum=False)
     return buffer.getvalue(), FITS_MEDIA_TYPE

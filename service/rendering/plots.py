@@ -73,6 +73,17 @@ class _Rows:
 
 
 _POINT_STYLE: dict[str, Any] = {"linestyle": "none", "marker": "o", "markersize": 1.2, "markeredgewidth": 0}
+# A zoom on a few hours holds tens of points, not thousands: they are drawn bigger, or they vanish.
+_FEW_POINTS, _FEW_POINTS_SIZE = 300, 3.0
+
+
+def _point_style(count: int) -> dict[str, Any]:
+    return _POINT_STYLE if count > _FEW_POINTS else {**_POINT_STYLE, "markersize": _FEW_POINTS_SIZE}
+
+
+def _model_label(curve: _FloatArray) -> str:
+    """Return the model line's legend label; a series without a model (all NaN) gets none."""
+    return "Transit model" if np.isfinite(curve).any() else "_nolegend_"
 
 
 def render_lightcurve_png(
@@ -142,7 +153,7 @@ def _window_label(highlight_btjd: tuple[float, float] | None) -> str | None:
 
 def _draw_against_phase(axes: Axes, rows: _Rows, highlight_btjd: tuple[float, float] | None) -> None:
     order = np.argsort(rows.phase_hours, kind="stable")
-    axes.plot(rows.phase_hours[order], rows.values[order], color=POINT_COLOR, **_POINT_STYLE)
+    axes.plot(rows.phase_hours[order], rows.values[order], color=POINT_COLOR, **_point_style(rows.values.size))
     if highlight_btjd is not None:
         with np.errstate(invalid="ignore"):
             inside = (rows.time >= highlight_btjd[0]) & (rows.time <= highlight_btjd[1])
@@ -153,7 +164,9 @@ def _draw_against_phase(axes: Axes, rows: _Rows, highlight_btjd: tuple[float, fl
             label=_window_label(highlight_btjd),
             **{**_POINT_STYLE, "markersize": 2.5},
         )
-    axes.plot(rows.phase_hours[order], rows.curve[order], color=MODEL_COLOR, linewidth=1.2, label="Transit model")
+    axes.plot(
+        rows.phase_hours[order], rows.curve[order], color=MODEL_COLOR, linewidth=1.2, label=_model_label(rows.curve)
+    )
     axes.set_xlabel("Phase (hours)")
     _set_xlim(axes, rows.phase_hours)
 
@@ -171,10 +184,11 @@ def _draw_against_time(axes: Axes, rows: _Rows, view: PlotView) -> _Rows:
             zorder=0,
             label=_window_label(view.highlight_btjd),
         )
-    axes.plot(time, values, color=POINT_COLOR, **_POINT_STYLE)
+    axes.plot(time, values, color=POINT_COLOR, **_point_style(values.size))
     gapped_time, gapped_curve = _break_at_gaps(time, curve)
-    axes.plot(gapped_time, gapped_curve, color=MODEL_COLOR, linewidth=1.0, label="Transit model")
+    axes.plot(gapped_time, gapped_curve, color=MODEL_COLOR, linewidth=1.0, label=_model_label(curve))
     axes.set_xlabel("Time (BTJD = BJD - 2457000, days)")
+    axes.ticklabel_format(axis="x", useOffset=False)  # a zoom reads 1334.40, not 0.40 + 1.334e3
     if view.start_btjd is not None and view.end_btjd is not None:
         axes.set_xlim(view.start_btjd, view.end_btjd)
     else:

@@ -29,6 +29,7 @@ from service.services.identity import Product
 from service.services.jobs import Job
 from service.services.pools import overloaded_when_full
 from service.services.targets import Target
+from service.services.tce_products import Made
 from service.services.workshop import Workshop
 
 Q = TypeVar("Q")
@@ -46,16 +47,18 @@ class RenderLimits:
 class CutoutProduct(Generic[Q]):
     """A product made from one cached cutout.
 
-    ``make(source, plan, params, limits)`` runs in a render thread and returns (bytes, media type); it raises
-    `InvalidRequest` for parameters the data cannot satisfy. ``check(plan, params, limits)`` refuses what is
-    known to be too costly before any cutout is fetched. ``window(params)`` is the BTJD span the product shows,
-    which chooses the sector when none is named.
+    ``make(source, plan, params, limits)`` runs in a render thread and returns (bytes, media type), or a `Made`
+    when the bytes come with headers of their own; it raises `InvalidRequest` for parameters the data cannot
+    satisfy. ``check(plan, params, limits)`` refuses what is known to be too costly before any cutout is fetched.
+    ``window(params)`` is the BTJD span the product shows, which chooses the sector when none is named (None: no
+    span, the latest sector). ``vary(params)`` is the request header the answer was negotiated by, if any.
     """
 
     product: Product
-    make: Callable[[BinaryIO, CutoutPlan, Q, RenderLimits], tuple[bytes, str]]
+    make: Callable[[BinaryIO, CutoutPlan, Q, RenderLimits], tuple[bytes, str] | Made]
     check: Callable[[CutoutPlan, Q, RenderLimits], None]
-    window: Callable[[Q], tuple[float, float]] | None = None
+    window: Callable[[Q], tuple[float, float] | None] | None = None
+    vary: Callable[[Q], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,9 @@ class CutoutProducts:
 
         async def plan() -> CutoutAsk[Q]:
             plan, observed = await self._cutouts.plan_with_sectors(await target(), args.size_px, args.sector)
-            if product.window is not None:
-                plan = self._cutouts.window_plan(plan, *product.window(params), observed)
+            span = product.window(params) if product.window is not None else None
+            if span is not None:
+                plan = self._cutouts.window_plan(plan, *span, observed)
             product.check(plan, params, self._limits)
             return CutoutAsk(product, plan, params)
 
@@ -121,7 +125,7 @@ class CutoutProducts:
                 cached=lambda: self.cached(ask),
                 starter=lambda: self.starter(ask, then, cutout_url(cutout_path, ask.plan)),
                 finished=lambda job: self.after_job(ask, job),
-                policy=self._cutouts.policy(ask.plan),
+                policy=self._cutouts.policy(ask.plan, product.vary(params) if product.vary is not None else None),
             )
 
         return await self._answers.answer(Planned(plan, work, self._cutouts.pool), args.wait_s, then)
@@ -184,10 +188,11 @@ class CutoutProducts:
                 raise InsufficientStorage("The cutout left the cache before it could be rendered; ask again.")
             source = fits_body.file if fits_body.file is not None else io.BytesIO(fits_body.read())
             try:
-                payload, media_type = ask.product.make(source, ask.plan, ask.params, self._limits)
+                made = ask.product.make(source, ask.plan, ask.params, self._limits)
             finally:
                 fits_body.close()
-            return Artifact(payload, media_type, self._ttl_s)
+            made = made if isinstance(made, Made) else Made(*made)
+            return Artifact(made.payload, made.media_type, self._ttl_s, made.headers)
 
         # The render place is taken here, not while the cutout downloads; a full pool now fails the job (503).
         with overloaded_when_full(), self.pool.admitted_work():

@@ -20,6 +20,7 @@ from service.rendering.movies import (
 )
 from service.rendering.plots import (
     HIGHLIGHT_COLOR,
+    MODEL_COLOR,
     POINT_COLOR,
     PlotSeries,
     PlotSize,
@@ -421,3 +422,13 @@ def test_start_end_select_rows_and_bytes_are_deterministic():
         )[0]
     )
     assert custom.shape == (320, 640, 3)
+
+
+def test_a_zoom_draws_its_few_points_bigger_and_a_series_without_model_has_no_model_legend():
+    time, phase, flux, _ = synthetic_lightcurve()
+    view = PlotView(x="time", start_btjd=1334.0, end_btjd=1334.3, highlight_btjd=(1334.1, 1334.2))
+    shown = np.count_nonzero((time >= 1334.0) & (time <= 1334.3) & np.isfinite(flux))
+    rgb = decode_png(render_lightcurve_png(PlotSeries(time, phase, flux, None), view, title="t")[0])
+    assert near(rgb, POINT_COLOR).sum() / shown > 6  # a dot of several pixels each, not a speck
+    assert near(rgb, "#ffe8bf", tolerance=20).sum() > 0  # the highlight (and its legend entry) is there...
+    assert near(rgb, MODEL_COLOR).sum() == 0  # ...and no "Transit model" line for a model there is not
