@@ -54,7 +54,8 @@ import numpy as np
 from astropy.io import fits
 from service.services.cutout_products import RenderLimits
 from service.services.cutouts import CutoutPlan
-from service.services.ffi_lightcurves import FfiEventParams, FfiTableParams, make_events, make_plot, make_table
+from service.services.events import EventParams
+from service.services.ffi_lightcurves import FfiTableParams, make_events, make_plot, make_table
 from service.services.lightcurves import LightCurvePlot, PlotSize, PlotView
 from service.services.targets import Target
 from service.science import photometry
@@ -71,7 +72,7 @@ def ours(path, fmt="json"):
 
 def ours_events(path):
     with open(path, "rb") as handle:
-        return make_events(handle, PLAN, FfiEventParams(7.1, 10, None), LIMITS).payload
+        return make_events(handle, PLAN, EventParams(7.1, 10, None), LIMITS).payload
 
 
 def ours_png(path):

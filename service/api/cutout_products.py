@@ -6,13 +6,13 @@ makes the handler from those three, and the router registers it under the route'
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from service.api.answers import respond, then_url
-from service.api.params import CutoutArgsDep, CutoutSource
+from service.api.params import CutoutArgsDep, CutoutSource, position_source, tic_source
 from service.deps import ServicesDep
 from service.services.cutout_products import CutoutProduct
 
@@ -48,3 +48,25 @@ def serve_product(
         return respond(request, answer, services.limiters)
 
     return serve
+
+
+def serve_for_tic_and_position(
+    router: APIRouter,
+    path: str,
+    what: str,
+    product: CutoutProduct[Q],
+    params: Callable[..., Awaitable[Q]],
+    route: dict[str, Any],
+) -> None:
+    """Register ``product`` at ``/tic/{tic_id}/{path}`` and at ``/{path}?ra=&dec=``, with ``route``'s documentation.
+
+    Their operation ids are ``{path}`` (as a name) ``_of_tic`` and ``_at``; their summaries ``what`` of a TIC / at
+    a position.
+    """
+    name = path.replace("-", "_").replace(".", "_").replace("/", "_")
+    router.get(f"/tic/{{tic_id}}/{path}", name=f"{name}_of_tic", summary=f"{what} of a TIC", **route)(
+        serve_product(product, tic_source, params)
+    )
+    router.get(f"/{path}", name=f"{name}_at", summary=f"{what} at a position", **route)(
+        serve_product(product, position_source, params)
+    )

@@ -7,21 +7,20 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import Response
 
-from service.api.cutout_products import serve_product
-from service.api.lightcurves import HIGHLIGHT_PATTERN, parse_highlight, plot_size
+from service.api.cutout_products import serve_for_tic_and_position
+from service.api.events import event_params
+from service.api.lightcurves import FORMATS, HIGHLIGHT_PATTERN, parse_highlight, plot_size
 from service.api.negotiation import negotiate
-from service.api.params import BTJD_RANGE, OptionalWindow, described, optional_window, position_source, tic_source
+from service.api.params import BTJD_RANGE, OptionalWindow, described, optional_window
 from service.api.problems import UPSTREAM_PROBLEMS, binary_answer, binary_content, problem_responses
 from service.schemas import EventList, FfiLightCurve, JobView
 from service.services.ffi_lightcurves import (
     CSV_MEDIA_TYPE,
-    DEFAULT_MIN_SNR,
     FFI_EVENTS,
     FFI_LIGHTCURVE,
     FFI_LIGHTCURVE_PLOT,
     FITS_MEDIA_TYPE,
     JSON_MEDIA_TYPE,
-    FfiEventParams,
     FfiFormat,
     FfiTableParams,
 )
@@ -29,9 +28,6 @@ from service.services.lightcurves import LightCurvePlot, PlotSize, PlotView
 
 router = APIRouter(tags=["FFI light curves"])
 
-FORMATS = {"json": JSON_MEDIA_TYPE, "csv": "text/csv", "fits": FITS_MEDIA_TYPE}
-MIN_SNR_RANGE: dict[str, Any] = {"ge": 3.0, "le": 100.0, "allow_inf_nan": False}
-MAX_EVENTS_RANGE: dict[str, Any] = {"ge": 1, "le": 50}
 
 Format = Annotated[
     Literal["json", "csv", "fits"] | None,
@@ -53,23 +49,6 @@ Highlight = Annotated[
         max_length=100,
         pattern=HIGHLIGHT_PATTERN,
     ),
-]
-MinSnr = Annotated[
-    float,
-    described(
-        "Detection threshold: an event's box mean over the scatter of boxes of its length (default: the pipeline's "
-        "7.1). Lower finds more, and more noise.",
-        ("strict", "Only strong events", 10),
-        **MIN_SNR_RANGE,
-    ),
-]
-MaxEvents = Annotated[
-    int,
-    described("At most this many events, strongest first.", ("few", "The three strongest", 3), **MAX_EVENTS_RANGE),
-]
-Kind = Annotated[
-    Literal["dip", "bump"] | None,
-    described("Only dips (flux below the trend) or only bumps (above); both when absent.", ("dips", "Dips", "dip")),
 ]
 PLOT_WINDOW = optional_window(
     ("Plot only cadences with TIME >= start (BTJD); not after `end` (422).", ("mover", "Zoom in", 1333.5)),
@@ -94,13 +73,6 @@ async def plot_params(
 ) -> LightCurvePlot:
     """Return what the plot shows (against time) and its size."""
     return LightCurvePlot(PlotView("time", window.start_btjd, window.end_btjd, parse_highlight(highlight)), size)
-
-
-async def event_params(
-    min_snr: MinSnr = DEFAULT_MIN_SNR, max_events: MaxEvents = 10, kind: Kind = None
-) -> FfiEventParams:
-    """Return what the event search asks for."""
-    return FfiEventParams(min_snr + 0.0, max_events, kind)
 
 
 ACCEPTED: dict[int | str, dict[str, Any]] = {
@@ -200,27 +172,11 @@ EVENTS_ROUTE: dict[str, Any] = {
     },
 }
 
-# Each route: its path, its own name (the OpenAPI operation id), its summary, and the handler that answers its
-# product for the cutout its source names.
-router.get(
-    "/tic/{tic_id}/ffi-lightcurve", name="ffi_lightcurve_of_tic", summary="FFI light curve of a TIC", **TABLE_ROUTE
-)(serve_product(FFI_LIGHTCURVE, tic_source, table_params))
-router.get("/ffi-lightcurve", name="ffi_lightcurve_at", summary="FFI light curve at a position", **TABLE_ROUTE)(
-    serve_product(FFI_LIGHTCURVE, position_source, table_params)
+# Each product is served for a TIC (`/tic/{tic_id}/...`) and for a position (`/...?ra=&dec=`).
+serve_for_tic_and_position(router, "ffi-lightcurve", "FFI light curve", FFI_LIGHTCURVE, table_params, TABLE_ROUTE)
+serve_for_tic_and_position(
+    router, "ffi-lightcurve.png", "FFI light-curve plot", FFI_LIGHTCURVE_PLOT, plot_params, PLOT_ROUTE
 )
-router.get(
-    "/tic/{tic_id}/ffi-lightcurve.png", name="ffi_lightcurve_png_of_tic", summary="Plot a TIC's FFI light curve",
-    **PLOT_ROUTE,
-)(serve_product(FFI_LIGHTCURVE_PLOT, tic_source, plot_params))  # fmt: skip
-router.get(
-    "/ffi-lightcurve.png", name="ffi_lightcurve_png_at", summary="Plot the FFI light curve at a position",
-    **PLOT_ROUTE,
-)(serve_product(FFI_LIGHTCURVE_PLOT, position_source, plot_params))  # fmt: skip
-router.get(
-    "/tic/{tic_id}/ffi-lightcurve/events", name="ffi_events_of_tic", summary="Events in a TIC's FFI light curve",
-    **EVENTS_ROUTE,
-)(serve_product(FFI_EVENTS, tic_source, event_params))  # fmt: skip
-router.get(
-    "/ffi-lightcurve/events", name="ffi_events_at", summary="Events in the FFI light curve at a position",
-    **EVENTS_ROUTE,
-)(serve_product(FFI_EVENTS, position_source, event_params))  # fmt: skip
+serve_for_tic_and_position(
+    router, "ffi-lightcurve/events", "Events in the FFI light curve", FFI_EVENTS, event_params, EVENTS_ROUTE
+)

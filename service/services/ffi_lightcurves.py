@@ -25,10 +25,10 @@ from service.schemas import EventList, FfiLightCurve
 from service.science import events as event_search
 from service.science import photometry
 from service.science.events import DEFAULT_MIN_SNR as DEFAULT_MIN_SNR
-from service.science.events import EventKind
 from service.services import ffi_photometry
 from service.services.cutout_products import CutoutProduct, RenderLimits
 from service.services.cutouts import CutoutPlan
+from service.services.events import EventParams, event_json
 from service.services.ffi_photometry import MIN_SIZE_PX, FfiPhotometry, measure_cutout
 from service.services.identity import Product
 from service.services.lightcurves import LightCurvePlot
@@ -74,15 +74,6 @@ class FfiTableParams:
     def key_parts(self) -> tuple[object, ...]:
         """Return what keys the answer: the format alone (however it was chosen, the bytes are the same)."""
         return (self.format,)
-
-
-@dataclass(frozen=True)
-class FfiEventParams:
-    """What an FFI event search asks for: the threshold, how many events at most, and which kind (None: both)."""
-
-    min_snr: float
-    max_events: int
-    kind: EventKind | None
 
 
 def check_size(plan: CutoutPlan, params: object, limits: RenderLimits) -> None:
@@ -254,32 +245,19 @@ def _links(plan: CutoutPlan, event: event_search.Event, span: tuple[float, float
 
 
 def _event_json(plan: CutoutPlan, measured: FfiPhotometry, event: event_search.Event) -> dict[str, Any]:
+    """Return one event as the DV events list it, plus the OR of its window's QUALITY flags and their names."""
     time = measured.time_btjd[np.isfinite(measured.time_btjd)]
     quality = photometry.window_quality(measured.time_btjd, measured.quality, event.start_btjd, event.end_btjd)
-    return {
-        "t0_btjd": round(event.t0_btjd, 5),
-        "start_btjd": round(event.start_btjd, 5),
-        "end_btjd": round(event.end_btjd, 5),
-        "duration_hours": round(event.duration_hours, 3),
-        "kind": event.kind,
-        "depth_ppm": round(event.depth_ppm, 1),
-        "snr": round(event.snr, 2),
-        "n_points": event.n_points,
-        "near_gap": event.near_gap,
-        "in_model_transit": None,
-        "quality": quality,
-        "quality_flags": photometry.quality_names(quality),
-        "links": _links(plan, event, (float(time.min()), float(time.max()))),
-    }
+    links = _links(plan, event, (float(time.min()), float(time.max())))
+    return {**event_json(event, links, None), "quality": quality, "quality_flags": photometry.quality_names(quality)}
 
 
-def make_events(source: BinaryIO, plan: CutoutPlan, params: FfiEventParams, limits: RenderLimits) -> Made:
+def make_events(source: BinaryIO, plan: CutoutPlan, params: EventParams, limits: RenderLimits) -> Made:
     """Return the events of the detrended FFI light curve (`find_events`), each with its QUALITY and links."""
     measured = _measure(source, plan)
     relative = measured.relative_flux()
-    kinds: tuple[EventKind, ...] = (params.kind,) if params.kind is not None else ("dip", "bump")
     found = event_search.find_events(
-        measured.time_btjd, relative, min_snr=params.min_snr, max_events=params.max_events, kinds=kinds
+        measured.time_btjd, relative, min_snr=params.min_snr, max_events=params.max_events, kinds=params.kinds
     )
     document = {
         "tic_id": plan.target.tic_id,
