@@ -1,15 +1,12 @@
 """Events in a TCE's DV light curve: where it dips or bumps, and whether the TCE's own transits repeat."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response
+from fastapi import APIRouter
 
-from service.api.answers import respond
 from service.api.params import described
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
-from service.api.tces import TceIdPath
-from service.deps import ServicesDep, TicIdDep
+from service.api.tces import serve_tce_product
 from service.schemas import EventList
 from service.services.events import EVENTS, EventParams
 
@@ -27,17 +24,12 @@ EVENTS_DESCRIPTION = (
 )
 
 
+MIN_SNR_DOC = "Detection threshold, sigma; the default is the SPOC pipeline's 7.1."
+MIN_SNR_RANGE: dict[str, Any] = {"ge": 3, "le": 1000, "allow_inf_nan": False}
+
+
 async def event_params(
-    min_snr: Annotated[
-        float,
-        described(
-            "Detection threshold, sigma; the default is the SPOC pipeline's 7.1.",
-            ("strict", "Only strong events", 10.0),
-            ge=3,
-            le=1000,
-            allow_inf_nan=False,
-        ),
-    ] = 7.1,
+    min_snr: Annotated[float, described(MIN_SNR_DOC, ("strict", "Only strong events", 10.0), **MIN_SNR_RANGE)] = 7.1,
     max_events: Annotated[int, described("Most events listed.", ("top", "The three strongest", 3), ge=1, le=50)] = 10,
     kind: Annotated[
         Literal["dip", "bump"] | None, described("Only dips, or only bumps; both when absent.", ("dips", "Dips", "dip"))
@@ -47,8 +39,9 @@ async def event_params(
     return EventParams(min_snr + 0.0, max_events, kind)
 
 
-@router.get(
+router.get(
     "/tic/{tic_id}/tces/{tce_id}/events",
+    name="events_of_tce",
     response_model=EventList,
     summary="Find the events in a TCE's DV light curve",
     description=EVENTS_DESCRIPTION,
@@ -56,14 +49,4 @@ async def event_params(
         200: {"description": "The events and the predicted transits."},
         **problem_responses(404, 409, 422, *UPSTREAM_PROBLEMS),
     },
-)
-async def events_of_tce(
-    request: Request,
-    tic_id: TicIdDep,
-    tce_id: TceIdPath,
-    services: ServicesDep,
-    params: Annotated[EventParams, Depends(event_params)],
-) -> Response:
-    """Serve the events of one TCE's DV light curve."""
-    found = await services.tce_products.answer(EVENTS, tic_id, tce_id, params)
-    return respond(request, found, services.limiters)
+)(serve_tce_product(EVENTS, event_params))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header
 from starlette.responses import Response
 
 from service.api.cutout_products import serve_for_tic_and_position
 from service.api.events import event_params
-from service.api.lightcurves import FORMATS, HIGHLIGHT_PATTERN, parse_highlight, plot_size
+from service.api.lightcurves import FORMATS, HIGHLIGHT_PATTERN, TableFormat, parse_highlight, plot_size
 from service.api.negotiation import negotiate
 from service.api.params import BTJD_RANGE, OptionalWindow, described, optional_window
 from service.api.problems import UPSTREAM_PROBLEMS, binary_answer, binary_content, problem_responses
@@ -29,17 +29,6 @@ from service.services.lightcurves import LightCurvePlot, PlotSize, PlotView
 router = APIRouter(tags=["FFI light curves"])
 
 
-Format = Annotated[
-    Literal["json", "csv", "fits"] | None,
-    Query(
-        description="Output format; overrides the Accept header.",
-        openapi_examples={
-            "json": {"summary": "Column-oriented JSON", "value": "json"},
-            "csv": {"summary": "CSV with a header row", "value": "csv"},
-            "fits": {"summary": "FITS (LIGHTCURVE table, APERTURE image): lightkurve reads it", "value": "fits"},
-        },
-    ),
-]
 Highlight = Annotated[
     str | None,
     described(
@@ -59,7 +48,7 @@ PLOT_WINDOW = optional_window(
 
 # Dependencies are `async def`: FastAPI would run a plain `def` in a worker thread, a hop per request.
 async def table_params(
-    format: Format = None, accept: Annotated[str | None, Header(include_in_schema=False)] = None
+    format: TableFormat = None, accept: Annotated[str | None, Header(include_in_schema=False)] = None
 ) -> FfiTableParams:
     """Return the table's format: `format=`, else negotiated from Accept (and then the answer varies by it)."""
     chosen: FfiFormat = negotiate(format, accept, FORMATS)  # type: ignore[assignment]

@@ -10,7 +10,7 @@ from service.api.answers import respond
 from service.api.negotiation import negotiate
 from service.api.params import BTJD_RANGE, OptionalWindow, described, optional_window
 from service.api.problems import UPSTREAM_PROBLEMS, binary_answer, binary_content, problem_responses
-from service.api.tces import TceIdPath
+from service.api.tces import TceIdPath, serve_tce_product
 from service.deps import ServicesDep, TicIdDep
 from service.errors import InvalidRequest
 from service.schemas import LightCurve
@@ -68,20 +68,24 @@ PLOT_WINDOW = optional_window(
 )
 
 
+# The format of a light-curve table (DV or FFI); `format=` overrides the Accept header.
+TableFormat = Annotated[
+    Literal["json", "csv", "fits"] | None,
+    Query(
+        description="Output format; overrides the Accept header.",
+        openapi_examples={
+            "json": {"summary": "Column-oriented JSON", "value": "json"},
+            "csv": {"summary": "CSV with a header row", "value": "csv"},
+            "fits": {"summary": "FITS binary table", "value": "fits"},
+        },
+    ),
+]
+
+
 # Dependencies are `async def`: FastAPI would run a plain `def` in a worker thread, a hop per request.
 async def table_ask(
     window: Annotated[OptionalWindow, Depends(TABLE_WINDOW)],
-    format: Annotated[
-        Literal["json", "csv", "fits"] | None,
-        Query(
-            description="Output format; overrides the Accept header.",
-            openapi_examples={
-                "json": {"summary": "Column-oriented JSON", "value": "json"},
-                "csv": {"summary": "CSV with a header row", "value": "csv"},
-                "fits": {"summary": "FITS binary table", "value": "fits"},
-            },
-        ),
-    ] = None,
+    format: TableFormat = None,
     columns: Annotated[
         str | None,
         described(
@@ -185,8 +189,9 @@ async def lightcurve_plot(
     return LightCurvePlot(view, size)
 
 
-@router.get(
+router.get(
     "/tic/{tic_id}/tces/{tce_id}/lightcurve.png",
+    name="get_lightcurve_png",
     summary="Plot a TCE's DV light curve",
     description="The detrended light curve against phase (default, with the transit model over it) or against "
     "time (BTJD; gaps shown as gaps), as a PNG. `start`/`end` zoom to a time window; `highlight=start,end` "
@@ -196,14 +201,4 @@ async def lightcurve_plot(
         200: binary_answer("The plot.", "image/png"),
         **problem_responses(404, 409, 422, *UPSTREAM_PROBLEMS),
     },
-)
-async def get_lightcurve_png(
-    request: Request,
-    tic_id: TicIdDep,
-    tce_id: TceIdPath,
-    services: ServicesDep,
-    plot: Annotated[LightCurvePlot, Depends(lightcurve_plot)],
-) -> Response:
-    """Serve a plot of a TCE's DV light curve."""
-    found = await services.tce_products.answer(LIGHTCURVE_PLOT, tic_id, tce_id, plot)
-    return respond(request, found, services.limiters)
+)(serve_tce_product(LIGHTCURVE_PLOT, lightcurve_plot))

@@ -1,8 +1,9 @@
 """TCE lists and TCE summaries."""
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
 from service.api.answers import respond
@@ -10,7 +11,10 @@ from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import ServicesDep, TicIdDep
 from service.schemas import TceList, TceSummary
 from service.services.answers import Found
+from service.services.tce_products import TceProduct
 from service.tces import TCE_ID_PATTERN
+
+Q = TypeVar("Q")
 
 router = APIRouter(tags=["Data Validation"])
 
@@ -55,3 +59,21 @@ async def list_tces(request: Request, tic_id: TicIdDep, services: ServicesDep) -
 async def get_tce(request: Request, tic_id: TicIdDep, tce_id: TceIdPath, services: ServicesDep) -> Response:
     """Summarise one TCE."""
     return respond(request, Found(*await services.dv.tce_summary_response(tic_id, tce_id)), services.limiters)
+
+
+def serve_tce_product(
+    product: TceProduct[Q], params: Callable[..., Awaitable[Q]]
+) -> Callable[..., Awaitable[Response]]:
+    """Return the handler that answers ``product`` for one TCE, with the parameters the ``params`` dependency reads."""
+
+    async def serve(
+        request: Request,
+        tic_id: TicIdDep,
+        tce_id: TceIdPath,
+        services: ServicesDep,
+        product_params: Annotated[Q, Depends(params)],
+    ) -> Response:
+        found = await services.tce_products.answer(product, tic_id, tce_id, product_params)
+        return respond(request, found, services.limiters)
+
+    return serve
