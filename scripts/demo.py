@@ -51,6 +51,11 @@ EXAMPLES = [
         f"  curl -s -o f.png '{SERVICE}/tic/214568914/frame.png?time=1334.45'",
     ),
     (
+        "Any star has a light curve from its FFI cutout (this one has no TCE); the weird target's shows a bump",
+        f"curl -s '{SERVICE}/tic/206462606/ffi-lightcurve?format=csv' | head -3\n"
+        f"  curl -s '{SERVICE}/tic/214568914/ffi-lightcurve/events?max_events=1'",
+    ),
+    (
         "A cutout that is not cached, without waiting: 202 and a job to poll at Location",
         f"curl -si '{SERVICE}/cutout?ra=63.37389&dec=-69.226789&sector=2&size=30&wait=0' | grep -iE '^(HTTP|location)'",
     ),
