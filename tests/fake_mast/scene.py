@@ -273,3 +273,13 @@ def _mover_anchor(frame: CcdFrame) -> tuple[float, float] | None:
     ra, dec = next((r, d) for tic, r, d, _ in catalogue_positions() if tic == MOVER_TIC)
     col, row = ccd_frame(*MOVER_CCD).sky_to_pixel(ra, dec)
     return float(col), float(row)
+
+
+def mover_sky_position(time_btjd: float) -> tuple[float, float]:
+    """RA, Dec (degrees) of the moving source at ``time_btjd``, through its sector-1 CCD's WCS (SkyBoT's answer)."""
+    frame = ccd_frame(*MOVER_CCD)
+    anchor = _mover_anchor(frame)
+    assert anchor is not None
+    d_col, d_row = mover_offset_px(time_btjd)
+    ra, dec = frame.pixel_to_sky(anchor[0] + float(d_col), anchor[1] + float(d_row))
+    return float(ra), float(dec)

@@ -26,6 +26,7 @@ import orjson
 from .catalogs import INVOKE_PATH, catalog_routes
 from .exomast import API_PREFIX, ExoMastApi
 from .routing import Request, Response, Route, RouteMatch, Router, detail_response, json_response, route
+from .skybot import SKYBOT_PATH, skybot_routes
 from .targets import DATA_DIR, DvArchive, default_archive
 from .tesscut import TESSCUT_PREFIX, CutoutCache, TesscutApi
 
@@ -642,7 +643,7 @@ class FakeMast:
         self.exomast = ExoMastApi(archive if archive is not None else default_archive())
         self.tesscut = TesscutApi(CutoutCache(max_entries=cutout_cache_entries, max_bytes=cutout_cache_bytes))
         self.router = Router(self.exomast.routes())
-        self.router.add(*self.tesscut.routes(), *catalog_routes())
+        self.router.add(*self.tesscut.routes(), *catalog_routes(), *skybot_routes())
         self._control_router = Router(control_routes(self._faults, self._counters, self._tesscut_gauge))
         self._server: MastHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -732,6 +733,11 @@ class FakeMast:
     def invoke_url(self) -> str:
         """The Portal (Mashup) API URL, e.g. ``http://127.0.0.1:54321/api/v0/invoke``."""
         return self.url + INVOKE_PATH
+
+    @property
+    def skybot_url(self) -> str:
+        """SkyBoT's cone-search URL, e.g. ``http://127.0.0.1:54321/webservices/skybot/api/conesearch.php``."""
+        return self.url + SKYBOT_PATH
 
     # -- faults and counters --------------------------------------------------------------------------------
 
