@@ -20,6 +20,7 @@ from service.services.targets import TargetResolver
 from service.services.tce_products import TceProducts
 from service.services.tesscut_mirror import TesscutMirror
 from service.settings import Settings
+from service.upstream.skybot import SkybotClient
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Services:
     settings: Settings
     limiters: Limiters
     cache: DiskCache
-    readiness: ReadinessProbe  # the cache and each upstream's breaker (ExoMAST, the TIC catalog, TESScut)
+    readiness: ReadinessProbe  # the cache and each upstream's breaker (ExoMAST, the TIC catalog, TESScut, SkyBoT)
     dv: DvService
     targets: TargetResolver
     cutouts: CutoutService
@@ -39,6 +40,7 @@ class Services:
     cutout_products: CutoutProducts
     exomast_mirror: ExoMastMirror
     tesscut_mirror: TesscutMirror
+    skybot: SkybotClient  # no route uses it yet: the groundwork of SkyBoT as a fourth upstream
 
 
 # The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop that

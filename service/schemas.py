@@ -213,6 +213,7 @@ EXAMPLE_READY_CHECKS: list[JsonValue] = [
     {"name": "ExoMAST", "ok": True, "state": "closed", "detail": None, "retry_after_s": None},
     {"name": "MAST TIC catalog", "ok": True, "state": "closed", "detail": None, "retry_after_s": None},
     {"name": "TESScut", "ok": True, "state": "closed", "detail": None, "retry_after_s": None},
+    {"name": "SkyBoT", "ok": True, "state": "closed", "detail": None, "retry_after_s": None},
 ]
 
 

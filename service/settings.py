@@ -17,6 +17,10 @@ class Settings(BaseSettings):
         "https://exo.mast.stsci.edu/api/v0.1/", description="Base URL of ExoMAST's API v0.1 (DV products)."
     )
     mast_url: str = Field("https://mast.stsci.edu", description="Base URL of MAST (TESScut and the TIC catalog).")
+    skybot_url: str = Field(
+        "https://ssp.imcce.fr/webservices/skybot/api/conesearch.php",
+        description="URL of IMCCE's SkyBoT cone search (known solar-system bodies near a position at an epoch).",
+    )
     host: str = Field("127.0.0.1", description="Interface `python -m service` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `python -m service` listens on.")
 

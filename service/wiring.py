@@ -37,6 +37,8 @@ from service.upstream.exomast import UPSTREAM as EXOMAST
 from service.upstream.exomast import ExoMastClient
 from service.upstream.http import Budget
 from service.upstream.resilience import CircuitBreaker, RetryPolicy, UpstreamGuard
+from service.upstream.skybot import UPSTREAM as SKYBOT
+from service.upstream.skybot import SkybotClient
 from service.upstream.tesscut import UPSTREAM as TESSCUT
 from service.upstream.tesscut import TesscutClient
 
@@ -65,7 +67,11 @@ async def build_services(
     cache = _disk_cache(settings, cache_clock)
     try:
         guards = _Guards.create(settings, breaker_clock)
-        async with _http_client(settings) as exomast_http, _http_client(settings) as mast_http:
+        async with (
+            _http_client(settings) as exomast_http,
+            _http_client(settings) as mast_http,
+            _http_client(settings) as skybot_http,
+        ):
             body_bytes, total_s = settings.upstream_max_body_mb * MIB, settings.upstream_total_timeout_s
             upstreams = _Upstreams(
                 exomast=ExoMastClient(
@@ -75,6 +81,9 @@ async def build_services(
                     mast_http, settings.mast_url, guards.catalog, Budget(TIC_CATALOG, body_bytes, total_s)
                 ),
                 tesscut=_tesscut_client(settings, guards.tesscut),
+                skybot=SkybotClient(
+                    skybot_http, settings.skybot_url, limiters, guards.skybot, Budget(SKYBOT, body_bytes, total_s)
+                ),
                 breakers=guards.breakers,
             )
             services = _services(settings, upstreams, limiters, cache)
@@ -99,6 +108,7 @@ class _Guards:
     exomast: UpstreamGuard
     catalog: UpstreamGuard
     tesscut: UpstreamGuard
+    skybot: UpstreamGuard
 
     @classmethod
     def create(cls, settings: Settings, clock: Callable[[], float]) -> _Guards:
@@ -118,20 +128,27 @@ class _Guards:
             )
             return UpstreamGuard(breaker, policy)
 
-        return cls(guard(EXOMAST, json_policy), guard(TIC_CATALOG, json_policy), guard(TESSCUT, tesscut_policy))
+        return cls(
+            guard(EXOMAST, json_policy),
+            guard(TIC_CATALOG, json_policy),
+            guard(TESSCUT, tesscut_policy),
+            # SkyBoT is not MAST, but its answers are small like MAST's JSON ones: the same retries suit it.
+            guard(SKYBOT, json_policy),
+        )
 
     @property
     def breakers(self) -> tuple[CircuitBreaker, ...]:
-        return (self.exomast.breaker, self.catalog.breaker, self.tesscut.breaker)
+        return (self.exomast.breaker, self.catalog.breaker, self.tesscut.breaker, self.skybot.breaker)
 
 
 @dataclass(frozen=True)
 class _Upstreams:
-    """The clients of MAST's three upstreams, and their breakers (for readiness and metrics)."""
+    """The clients of MAST's three upstreams and of SkyBoT, and their breakers (for readiness and metrics)."""
 
     exomast: ExoMastClient
     catalog: TicCatalogClient
     tesscut: TesscutClient
+    skybot: SkybotClient
     breakers: tuple[CircuitBreaker, ...]
 
 
@@ -219,4 +236,5 @@ def _services(settings: Settings, upstreams: _Upstreams, limiters: Limiters, cac
         cutout_products=cutout_products,
         exomast_mirror=ExoMastMirror(dv, limiters),
         tesscut_mirror=TesscutMirror(cutouts, wait_s=mirror_wait_s),
+        skybot=upstreams.skybot,
     )

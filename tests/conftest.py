@@ -60,6 +60,7 @@ def make_settings(mast: FakeMast, tmp_path: Path) -> Callable[..., Settings]:
         values: dict[str, Any] = {
             "exomast_url": mast.exomast_url,
             "mast_url": mast.url,
+            "skybot_url": mast.skybot_url,
             "cache_dir": tmp_path / "cache",
             "upstream_connect_timeout_s": 2.0,
             "upstream_read_timeout_s": 10.0,

@@ -40,6 +40,7 @@ _DEGRADED_EXAMPLE: dict[str, Any] = {
     "checks": [
         *EXAMPLE_READY_CHECKS[:3],
         {"name": "TESScut", "ok": False, "state": "open", "detail": None, "retry_after_s": 23},
+        *EXAMPLE_READY_CHECKS[4:],
     ],
 }
 

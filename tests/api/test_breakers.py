@@ -82,7 +82,7 @@ async def test_an_open_breaker_answers_503_at_once_then_a_probe_closes_it(make_c
         after = await client.get(f"/tic/{WEIRD_TIC}/tces")
         assert after.status_code == 200 and after.headers["x-cache"] == "MISS", "closed: calls go through"
         ready = (await client.get("/ready")).json()
-        assert [check["state"] for check in ready["checks"]] == ["writable", "closed", "closed", "closed"]
+        assert [check["state"] for check in ready["checks"]] == ["writable", "closed", "closed", "closed", "closed"]
 
 
 async def test_a_failed_probe_opens_the_breaker_again(make_client, mast, clock):
@@ -163,7 +163,7 @@ async def test_each_upstream_has_its_own_breaker(make_client, mast, clock, upstr
         assert ready.status_code == 200 and ready.json()["status"] == "degraded"
         states = {check["name"]: check["state"] for check in ready.json()["checks"]}
         assert states == {"cache": "writable", "ExoMAST": "closed", "MAST TIC catalog": "closed",
-                          "TESScut": "closed", upstream: "open"}  # fmt: skip
+                          "TESScut": "closed", "SkyBoT": "closed", upstream: "open"}  # fmt: skip
 
 
 async def test_ready_when_the_cache_is_writable_and_no_breaker_is_open(client):
@@ -173,7 +173,7 @@ async def test_ready_when_the_cache_is_writable_and_no_breaker_is_open(client):
     body = response.json()
     assert body["status"] == "ready"
     assert [(c["name"], c["ok"]) for c in body["checks"]] == [
-        ("cache", True), ("ExoMAST", True), ("MAST TIC catalog", True), ("TESScut", True),
+        ("cache", True), ("ExoMAST", True), ("MAST TIC catalog", True), ("TESScut", True), ("SkyBoT", True),
     ]  # fmt: skip
 
 
