@@ -1,7 +1,7 @@
 """Request/response types and the routing table of the fake MAST.
 
 A route is (method, path regex, endpoint name, handler). Each upstream service (ExoMAST, TESScut, the Portal's TIC
-catalogue) contributes a list of routes from its own module; the server only knows this table.
+catalogue, IMCCE's SkyBoT) contributes a list of routes from its own module; the server only knows this table.
 """
 
 from __future__ import annotations
