@@ -10,8 +10,8 @@ The methods, in the spirit of ``diagnosis-methods.md`` ("From pixels to a cause"
 2. **Background** (`background_change`): per frame, the median of the faint pixels (outside the aperture grown by
    `BACKGROUND_GAP_PX`, fainter than the median of the static image). It *departs* when the window's median level
    is more than `BACKGROUND_DEPARTURE_SIGMA` times the reference's robust scatter away from the reference's level,
-   and is a *ramp* when it also moves smoothly: the median frame-to-frame step is under `RAMP_STEP_FRACTION` of the
-   departure (a slow rise, not one frame's spike).
+   and is a *ramp* when it also moves smoothly: a parabola through the window's levels leaves residuals under
+   `RAMP_RESIDUAL_FRACTION` of the largest change (a slow rise and fall, not one frame's spike).
 3. **Difference image** (`difference_image`): each frame minus its background level, then the reference mean minus
    the in-event mean. Its peak is the most significant pixel of the 3×3-summed image (summed difference over its
    propagated error); the centroid is flux-weighted over a 5×5 box around it, re-centred once. Errors are
@@ -59,7 +59,8 @@ MIN_REFERENCE_DAYS = 0.125  # 3 h each side: six 30-min frames even for a one-fr
 MIN_REFERENCE_FRAMES = 3
 BACKGROUND_GAP_PX = 2
 BACKGROUND_DEPARTURE_SIGMA = 5.0
-RAMP_STEP_FRACTION = 0.5
+RAMP_RESIDUAL_FRACTION = 0.25
+RAMP_MIN_FRAMES = 4
 CENTROID_HALF_BOX_PX = 2
 MIN_DIFFERENCE_SNR = 6.0
 OFFSET_SIGMAS = 3.0
@@ -228,11 +229,22 @@ def background_change(levels: FloatArray, quality: IntArray, frames: Frames) -> 
     departure = float(np.median(window)) - level
     sigma = abs(departure) / scatter
     departs = sigma > BACKGROUND_DEPARTURE_SIGMA
-    # Smooth: frame-to-frame steps small against the departure itself (a single-frame spike is not a ramp).
-    steps = np.abs(np.diff(window))
-    ramp = departs and (steps.size == 0 or float(np.median(steps)) < RAMP_STEP_FRACTION * abs(departure))
+    ramp = departs and _smooth(window - level)
     flagged = int((frames.flagged & window_all).sum())
     return BackgroundChange(float(np.median(window)), level, scatter, sigma, departs, ramp, flagged, flags)
+
+
+def _smooth(change: FloatArray) -> bool:
+    """Return whether the window's background change is slow: a parabola follows it (a one-frame spike it cannot).
+
+    With too few frames for a parabola to say anything, every frame must have moved the same way.
+    """
+    largest = float(np.max(np.abs(change)))
+    if change.size < RAMP_MIN_FRAMES:
+        return bool(np.all(np.sign(change) == np.sign(change[0])))
+    steps = np.arange(change.size, dtype=np.float64)
+    residual = change - np.polyval(np.polyfit(steps, change, 2), steps)
+    return float(np.sqrt(np.mean(residual**2))) < RAMP_RESIDUAL_FRACTION * largest
 
 
 def difference_image(series: PixelSeries, levels: FloatArray, frames: Frames) -> DifferenceImage | None:

@@ -167,3 +167,14 @@ def test_position_angle_follows_the_given_north():
     assert east is not None and rotated is not None
     assert east.position_angle_deg == pytest.approx(90.0, abs=5.0)
     assert rotated.position_angle_deg == pytest.approx(180.0, abs=5.0)
+
+
+def test_a_flickering_background_is_not_a_ramp():
+    # Every other frame raised: the window's median departs, but no parabola follows it: no slow ramp.
+    scene = Scene(1)
+    inside = np.flatnonzero(scene.in_window())
+    scene.flux[inside[::2]] += 5.0
+    result = diagnose(scene)
+    assert result.background.departs
+    assert not result.background.ramp
+    assert result.judgement.verdict != "scattered_light"
