@@ -170,12 +170,35 @@ class Diagnosis:
 
 def diagnose(series: PixelSeries, start_btjd: float, end_btjd: float, *, north_pa_deg: float = 0.0) -> Diagnosis:
     """Diagnose the event in [start_btjd, end_btjd] from the pixels (``north_pa_deg``: see `find_track`)."""
+    series = finite_series(series)
     frames = select_frames(series.time_btjd, series.quality, start_btjd, end_btjd)
     levels = background_levels(series)
     background = background_change(levels, series.quality, frames)
     difference = difference_image(series, levels, frames)
     track = find_track(series, frames, north_pa_deg=north_pa_deg)
     return Diagnosis(frames, difference, track, background, judge(difference, track, background, frames))
+
+
+def finite_series(series: PixelSeries) -> PixelSeries:
+    """Return the series without frames that hold no finite pixel, and its non-finite pixels made harmless.
+
+    A pixel that is not finite in some frame (a CCD edge in a TESScut cutout, a cosmic-ray mask) is set in every
+    frame to that frame's sky level, so it carries no signal, and leaves the aperture.
+    """
+    flux = np.asarray(series.flux, dtype=np.float64)
+    kept = np.isfinite(flux).any(axis=(1, 2))
+    flux = flux[kept]
+    if flux.shape[0] == 0:
+        raise ValueError("no frame holds a finite pixel")
+    good: BoolArray = np.asarray(np.isfinite(flux).all(axis=0), dtype=np.bool_)
+    if good.all():
+        return PixelSeries(flux, series.time_btjd[kept], series.quality[kept], series.target_xy, series.aperture)
+    if not good.any():
+        raise ValueError("no pixel is finite in every frame")
+    sky = np.median(flux[:, good], axis=1)
+    flux = np.where(good[None], flux, sky[:, None, None])
+    aperture = series.aperture & good
+    return PixelSeries(flux, series.time_btjd[kept], series.quality[kept], series.target_xy, aperture)
 
 
 def select_frames(time_btjd: FloatArray, quality: IntArray, start_btjd: float, end_btjd: float) -> Frames:

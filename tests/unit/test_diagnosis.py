@@ -178,3 +178,14 @@ def test_a_flickering_background_is_not_a_ramp():
     assert result.background.departs
     assert not result.background.ramp
     assert result.judgement.verdict != "scattered_light"
+
+
+def test_never_finite_pixels_and_nan_frames_are_left_out():
+    # TESScut cutouts at a CCD's edge hold columns that are NaN in every frame, and frames can be NaN throughout.
+    scene = Scene(2)
+    scene.flux[scene.in_window()] -= 0.005 * star(*TARGET, 20000.0)
+    series = scene.series()
+    series.flux[:, :, :3] = np.nan
+    series.flux[10] = np.nan
+    result = diagnosis.diagnose(series, START, END)
+    assert result.judgement.verdict == "on_target", result.judgement
