@@ -14,7 +14,8 @@ The methods, in the spirit of ``diagnosis-methods.md`` ("From pixels to a cause"
    `RAMP_RESIDUAL_FRACTION` of the largest change (a slow rise and fall, not one frame's spike).
 3. **Difference image** (`difference_image`): each frame minus its background level, then the reference mean minus
    the in-event mean. Its peak is the most significant pixel of the 3×3-summed image (summed difference over its
-   propagated error); the centroid is flux-weighted over a 5×5 box around it, re-centred once. Errors are
+   propagated error); the centroid is flux-weighted over a 5-px box centred on it, re-centred on the centroid
+   `CENTROID_ITERATIONS` times with fractional edge pixels (no pull towards a pixel's centre). Errors are
    propagated, not bootstrapped: each pixel's variance is its scatter over the reference frames times
    (1/n_reference + 1/n_in_event), and the centroid's variance is Σ σ²ᵢ (xᵢ - x̄)² / (Σ wᵢ)². The offset's sigma
    is that error projected on the offset's direction. The box's summed difference over its error is the SNR.
@@ -62,6 +63,7 @@ BACKGROUND_DEPARTURE_SIGMA = 5.0
 RAMP_RESIDUAL_FRACTION = 0.25
 RAMP_MIN_FRAMES = 4
 CENTROID_HALF_BOX_PX = 2
+CENTROID_ITERATIONS = 3
 MIN_DIFFERENCE_SNR = 6.0
 OFFSET_SIGMAS = 3.0
 MIN_OFFSET_PX = 1.0
@@ -283,8 +285,9 @@ def difference_image(series: PixelSeries, levels: FloatArray, frames: Frames) ->
     variance = np.where(np.isfinite(variance), variance, np.inf)
     row, column = _peak(image, variance)
     sign = 1.0 if _box(image, row, column, 1).sum() >= 0 else -1.0
-    (x, y), (sx2, sy2, sxy), snr = _centroid(sign * image, variance, row, column)
-    (x, y), (sx2, sy2, sxy), snr = _centroid(sign * image, variance, round(y), round(x))
+    x, y = float(column), float(row)
+    for _ in range(CENTROID_ITERATIONS):
+        (x, y), (sx2, sy2, sxy), snr = _centroid(sign * image, variance, x, y)
     dx, dy = x - series.target_xy[0], y - series.target_xy[1]
     offset = math.hypot(dx, dy)
     # The offset's error along its own direction (the centroid's covariance projected), or the mean when on it.
@@ -318,27 +321,42 @@ def _box(image: FloatArray, row: int, column: int, half: int) -> FloatArray:
 
 
 def _centroid(
-    image: FloatArray, variance: FloatArray, row: int, column: int
+    image: FloatArray, variance: FloatArray, x: float, y: float
 ) -> tuple[tuple[float, float], tuple[float, float, float], float]:
-    """Return the flux-weighted centroid of a box around (row, column), its covariance, and the box's SNR."""
+    """Return the flux-weighted centroid in a box centred on (x, y), its covariance, and the box's SNR.
+
+    The box is (2 `CENTROID_HALF_BOX_PX` + 1) pixels wide centred on (x, y) itself, not on a whole pixel: edge
+    pixels count by the fraction of them inside it. A box snapped to whole pixels pulls the centroid towards the
+    pixel it is centred on (0.1 px for a star on a pixel corner); iterating on this one converges on the source.
+    """
     ny, nx = image.shape
-    row, column = min(max(row, 0), ny - 1), min(max(column, 0), nx - 1)
+    x, y = min(max(x, 0.0), nx - 1.0), min(max(y, 0.0), ny - 1.0)
     half = CENTROID_HALF_BOX_PX
+    row, column = round(y), round(x)
     rows, columns = np.indices(image.shape)
-    weights = _box(image, row, column, half)
-    var = _box(variance, row, column, half)
+    xs, ys = _box(columns.astype(float), row, column, half + 1), _box(rows.astype(float), row, column, half + 1)
+    inside = _overlap(xs, x, half) * _overlap(ys, y, half)
+    weights = inside * _box(image, row, column, half + 1)
+    var = inside**2 * _box(variance, row, column, half + 1)
     var = np.where(np.isfinite(var), var, 0.0)
-    xs, ys = _box(columns.astype(float), row, column, half), _box(rows.astype(float), row, column, half)
     total = float(weights.sum())
     noise = math.sqrt(float(var.sum()))
     snr = total / noise if noise > 0 else 0.0
     if total <= 0:
-        return (float(column), float(row)), (math.inf, math.inf, 0.0), snr
-    x, y = float((weights * xs).sum() / total), float((weights * ys).sum() / total)
-    sx2 = float((var * (xs - x) ** 2).sum()) / total**2
-    sy2 = float((var * (ys - y) ** 2).sum()) / total**2
-    sxy = float((var * (xs - x) * (ys - y)).sum()) / total**2
-    return (x, y), (sx2, sy2, sxy), snr
+        return (x, y), (math.inf, math.inf, 0.0), snr
+    cx, cy = float((weights * xs).sum() / total), float((weights * ys).sum() / total)
+    sx2 = float((var * (xs - cx) ** 2).sum()) / total**2
+    sy2 = float((var * (ys - cy) ** 2).sum()) / total**2
+    sxy = float((var * (xs - cx) * (ys - cy)).sum()) / total**2
+    return (cx, cy), (sx2, sy2, sxy), snr
+
+
+def _overlap(centres: FloatArray, centre: float, half: int) -> FloatArray:
+    """Return how much of each pixel (by its centre) lies within ``half`` + 0.5 px of ``centre``, 0 to 1."""
+    reach = half + 0.5
+    low = np.maximum(centres - 0.5, centre - reach)
+    high = np.minimum(centres + 0.5, centre + reach)
+    return np.asarray(np.clip(high - low, 0.0, 1.0), dtype=np.float64)
 
 
 def find_track(series: PixelSeries, frames: Frames, *, north_pa_deg: float = 0.0) -> Track | None:
@@ -388,7 +406,7 @@ def _residual_peaks(series: PixelSeries, frames: Frames) -> FloatArray | None:
     rows, columns = np.unravel_index(best, snr.shape[1:])
     points = []
     for k in np.flatnonzero(significant):
-        (x, y), _, _ = _centroid(np.clip(residual[k], 0.0, None), np.zeros(residual[k].shape), rows[k], columns[k])
+        (x, y), _, _ = _centroid(np.clip(residual[k], 0.0, None), np.zeros(residual[k].shape), columns[k], rows[k])
         points.append((float(series.time_btjd[index[k]]), x, y))
     return np.asarray(points, dtype=np.float64).reshape(-1, 3)
 
