@@ -25,11 +25,12 @@ The methods, in the spirit of ``diagnosis-methods.md`` ("From pixels to a cause"
    is fitted RANSAC-like (every pair of points, or a seeded sample of pairs, proposes a line; the one with most
    points within `TRACK_INLIER_PX` is refitted by least squares on them). No track (None) when too few points, too
    few of them on the line, a poor fit, or a source that does not move.
-5. **Verdict** (`judge`): the first rule that holds, in this order: a track crossing the aperture or background
-   near the window → moving_object; flagged frames in the window and no pixel evidence (no significant
-   difference) → systematics; the background departs in a ramp → scattered_light; the difference centroid further
-   than max(3 σ, 1 px) from the target → off_target; a significant difference on the target → on_target; else
-   inconclusive. Pure noise is *inconclusive*: without a significant difference there is nothing to place.
+5. **Verdict** (`judge`): the first rule that holds, in this order: a track crossing the aperture near the window,
+   or its background pixels while the difference image (without the mover's path) shows nothing → moving_object; flagged
+   frames in the window and no pixel evidence (no significant difference) → systematics; the background departs in
+   a ramp → scattered_light; the difference centroid further than max(3 σ, 1 px) from the target → off_target; a
+   significant difference on the target → on_target; else inconclusive. Pure noise is *inconclusive*: without a
+   significant difference there is nothing to place.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ TRACK_MAX_PAIRS = 2000
 # A track explains the event when it crosses the aperture or the background within this many durations of it.
 TRACK_NEAR_DURATIONS = 0.5
 TRACK_SAMPLES = 200
+TRACK_PATH_PX = 5  # a bright mover's PSF wings stay significant in a difference image this far from its path
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class Track:
     closest_approach_btjd: float
     crosses: Crossing
     rms_px: float
+    path: BoolArray  # (ny, nx): the pixels within `TRACK_PATH_PX` of its path near the window
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,10 @@ def diagnose(series: PixelSeries, start_btjd: float, end_btjd: float, *, north_p
     frames = select_frames(series.time_btjd, series.quality, start_btjd, end_btjd)
     levels = background_levels(series)
     background = background_change(levels, series.quality, frames)
-    difference = difference_image(series, levels, frames)
     track = find_track(series, frames, north_pa_deg=north_pa_deg)
+    # A mover that misses the aperture is left out of the difference image, so it cannot hide a change elsewhere.
+    masked = track.path if track is not None and track.crosses != "aperture" else None
+    difference = difference_image(series, levels, frames, masked=masked)
     return Diagnosis(frames, difference, track, background, judge(difference, track, background, frames))
 
 
@@ -272,8 +277,13 @@ def _smooth(change: FloatArray) -> bool:
     return float(np.sqrt(np.mean(residual**2))) < RAMP_RESIDUAL_FRACTION * largest
 
 
-def difference_image(series: PixelSeries, levels: FloatArray, frames: Frames) -> DifferenceImage | None:
-    """Return the reference-minus-event image, its centroid and offset from the target; None without frames."""
+def difference_image(
+    series: PixelSeries, levels: FloatArray, frames: Frames, *, masked: BoolArray | None = None
+) -> DifferenceImage | None:
+    """Return the reference-minus-event image, its centroid and offset from the target; None without frames.
+
+    ``masked`` pixels (a moving source's path) take no part: zero difference, infinite variance.
+    """
     n_in, n_ref = int(frames.in_event.sum()), int(frames.reference.sum())
     if n_in == 0 or n_ref < MIN_REFERENCE_FRAMES:
         return None
@@ -283,6 +293,9 @@ def difference_image(series: PixelSeries, levels: FloatArray, frames: Frames) ->
     variance = np.nanvar(reference, axis=0, ddof=1) * (1.0 / n_ref + 1.0 / n_in)
     image = np.where(np.isfinite(image), image, 0.0)
     variance = np.where(np.isfinite(variance), variance, np.inf)
+    if masked is not None:
+        variance = np.where(masked, np.inf, variance)
+        image = np.where(masked, 0.0, image)
     row, column = _peak(image, variance)
     sign = 1.0 if _box(image, row, column, 1).sum() >= 0 else -1.0
     x, y = float(column), float(row)
@@ -337,8 +350,8 @@ def _centroid(
     xs, ys = _box(columns.astype(float), row, column, half + 1), _box(rows.astype(float), row, column, half + 1)
     inside = _overlap(xs, x, half) * _overlap(ys, y, half)
     weights = inside * _box(image, row, column, half + 1)
-    var = inside**2 * _box(variance, row, column, half + 1)
-    var = np.where(np.isfinite(var), var, 0.0)
+    var = _box(variance, row, column, half + 1)
+    var = inside**2 * np.where(np.isfinite(var), var, 0.0)  # masked pixels: no weight in the error
     total = float(weights.sum())
     noise = math.sqrt(float(var.sum()))
     snr = total / noise if noise > 0 else 0.0
@@ -383,9 +396,9 @@ def find_track(series: PixelSeries, frames: Frames, *, north_pa_deg: float = 0.0
     along = ((tx - x0) * vx + (ty - y0) * vy) / (vx * vx + vy * vy)
     approach = math.hypot(x0 + vx * along - tx, y0 + vy * along - ty)
     angle = (math.degrees(math.atan2(vx, vy)) + north_pa_deg) % 360.0
-    crosses = _crossing(series, frames, (t0, x0, y0, vx, vy))
+    crosses, path = _crossing(series, frames, (t0, x0, y0, vx, vy))
     kept = tuple((float(a), float(b), float(c)) for a, b, c in points[inliers])
-    return Track(kept, speed, speed * ARCSEC_PER_PX, angle, approach, t0 + along, crosses, rms)
+    return Track(kept, speed, speed * ARCSEC_PER_PX, angle, approach, t0 + along, crosses, rms, path)
 
 
 def _residual_peaks(series: PixelSeries, frames: Frames) -> FloatArray | None:
@@ -433,8 +446,10 @@ def _ransac_line(points: FloatArray) -> BoolArray:
     return np.asarray(inliers[int(np.argmax(inliers.sum(axis=1)))], dtype=np.bool_)
 
 
-def _crossing(series: PixelSeries, frames: Frames, line: tuple[float, float, float, float, float]) -> Crossing:
-    """Return what the line crosses near the window: the aperture, the background pixels, or neither."""
+def _crossing(
+    series: PixelSeries, frames: Frames, line: tuple[float, float, float, float, float]
+) -> tuple[Crossing, BoolArray]:
+    """Return what the line crosses near the window (the aperture, the background pixels, or neither), and where."""
     t0, x0, y0, vx, vy = line
     margin = TRACK_NEAR_DURATIONS * frames.duration_days
     t = np.linspace(frames.start_btjd - margin, frames.end_btjd + margin, TRACK_SAMPLES) - t0
@@ -442,10 +457,17 @@ def _crossing(series: PixelSeries, frames: Frames, line: tuple[float, float, flo
     ny, nx = series.aperture.shape
     inside = (rows >= 0) & (rows < ny) & (columns >= 0) & (columns < nx)
     rows, columns = rows[inside], columns[inside]
+    path = np.zeros(series.aperture.shape, dtype=bool)
+    path[rows, columns] = True
+    for _ in range(TRACK_PATH_PX):
+        padded = np.pad(path, 1)
+        path = (padded[1:-1, 1:-1] | padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]) | (
+            padded[:-2, :-2] | padded[:-2, 2:] | padded[2:, :-2] | padded[2:, 2:]
+        )
     if series.aperture[rows, columns].any():
-        return "aperture"
+        return "aperture", path
     faint = background_pixels(series, np.nanmedian(series.flux, axis=0))
-    return "background" if faint[rows, columns].any() else "neither"
+    return ("background" if faint[rows, columns].any() else "neither"), path
 
 
 def judge(
@@ -453,7 +475,9 @@ def judge(
 ) -> Judgement:
     """Return the verdict: the first rule of the module's notes that holds."""
     evidence = difference is not None and abs(difference.snr) >= MIN_DIFFERENCE_SNR
-    if track is not None and track.crosses != "neither":
+    # A mover through the aperture explains the event; one through the background pixels only does when nothing
+    # else changed (the difference image leaves the mover's path out): an asteroid far off does not explain a dip.
+    if track is not None and (track.crosses == "aperture" or (track.crosses == "background" and not evidence)):
         confidence = min(1.0, len(track.points) / (2 * TRACK_MIN_POINTS)) * (1.0 - min(track.rms_px, 1.0) / 2)
         return Judgement(
             "moving_object",

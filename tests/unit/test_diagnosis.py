@@ -191,3 +191,29 @@ def test_never_finite_pixels_and_nan_frames_are_left_out():
     series.flux[10] = np.nan
     result = diagnosis.diagnose(series, START, END)
     assert result.judgement.verdict == "on_target", result.judgement
+
+
+def mover(scene, offset_px, flux=3000.0):
+    # Due north (+row) through the window's middle, `offset_px` east of the target.
+    for k, t in enumerate(scene.time):
+        y = TARGET[1] + 1.4 * 24 * (t - (START + END) / 2)
+        if -5 < y < 35:
+            scene.flux[k] += star(TARGET[0] + offset_px, y, flux)
+
+
+def test_a_mover_far_off_does_not_explain_a_dip_on_the_target():
+    scene = Scene(4)
+    scene.flux[scene.in_window()] -= 0.005 * star(*TARGET, 20000.0)
+    mover(scene, -9.0)
+    result = diagnose(scene)
+    assert result.track is not None and result.track.crosses == "background"
+    assert result.judgement.verdict == "on_target", result.judgement
+
+
+def test_a_mover_through_the_background_alone_is_a_moving_object():
+    scene = Scene(4)
+    mover(scene, -9.0)
+    result = diagnose(scene)
+    assert result.track is not None and result.track.crosses == "background"
+    assert result.track.closest_approach_px == pytest.approx(9.0, abs=0.5)
+    assert result.judgement.verdict == "moving_object", result.judgement
