@@ -217,3 +217,12 @@ def test_a_mover_through_the_background_alone_is_a_moving_object():
     assert result.track is not None and result.track.crosses == "background"
     assert result.track.closest_approach_px == pytest.approx(9.0, abs=0.5)
     assert result.judgement.verdict == "moving_object", result.judgement
+
+
+def test_a_window_of_flagged_frames_only_is_systematics_without_a_difference_image():
+    scene = Scene(5)
+    scene.quality[scene.in_window()] = 4  # coarse point throughout
+    scene.flux[scene.in_window()] -= 0.05 * star(*TARGET, 20000.0)
+    result = diagnose(scene)
+    assert result.difference is None
+    assert result.judgement.verdict == "systematics", result.judgement
