@@ -6,14 +6,13 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import numpy as np
 import orjson
 
 from service.errors import BadUpstreamResponse, NotFound
-from service.infra.threads import Limiters, run_blocking
-from service.upstream.http import Budget, UpstreamBody, parse_json, request_bytes
-from service.upstream.resilience import UpstreamGuard, time_left_s
+from service.infra.threads import run_blocking
+from service.upstream.http import UpstreamBody, parse_json, request_bytes
+from service.upstream.resilience import GuardedClient, time_left_s
 
 UPSTREAM = "ExoMAST"
 
@@ -123,33 +122,19 @@ def decode_dv_table(blob: bytes) -> DvTable:
         return DvTable(fields, {f.name: npz[f.name] for f in fields})
 
 
-class ExoMastClient:
+class ExoMastClient(GuardedClient):
     """Talks to ExoMAST over one shared `httpx.AsyncClient`; parsing runs in worker threads.
 
     Every GET goes through ``guard``: retried on transient failures within one deadline, refused at once while
     ExoMAST's breaker is open.
     """
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str,
-        limiters: Limiters,
-        guard: UpstreamGuard,
-        budget: Budget,
-    ) -> None:
-        self._client = client
-        self._base_url = base_url
-        self._limiters = limiters
-        self._guard = guard
-        self._budget = budget
-
     async def _get_json(self, endpoint: str, path: str, params: dict[str, str] | None = None) -> Any:
         async def attempt(deadline: float) -> UpstreamBody:
             return await request_bytes(
                 self._client,
                 "GET",
-                self._base_url + path,
+                self._url + path,
                 self._budget.capped(time_left_s(deadline)),
                 params=params,
             )

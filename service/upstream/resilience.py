@@ -39,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import requests
@@ -71,6 +71,10 @@ from service.infra.metrics import (
     UPSTREAM_RETRIES,
 )
 from service.problem_documents import status_of
+
+if TYPE_CHECKING:  # annotations only: http imports nothing from here, and infra is a layer below
+    from service.infra.threads import Limiters
+    from service.upstream.http import Budget
 
 T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -408,3 +412,19 @@ class UpstreamGuard:
 def time_left_s(deadline: float) -> float:
     """Return the seconds left before ``deadline`` (a `time.monotonic` time), never negative."""
     return max(0.0, deadline - time.monotonic())
+
+
+class GuardedClient:
+    """A client of one upstream: its HTTP client and URL, its guard, its budget, the limiters that parse.
+
+    The guard is what every call goes through (retries, the breaker); the budget bounds one exchange.
+    """
+
+    def __init__(
+        self, client: httpx.AsyncClient, url: str, limiters: Limiters, guard: UpstreamGuard, budget: Budget
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._limiters = limiters
+        self._guard = guard
+        self._budget = budget

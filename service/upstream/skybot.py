@@ -14,13 +14,12 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from astropy.io.votable import parse as parse_votable_file
 
 from service.errors import BadUpstreamResponse
-from service.infra.threads import Limiters, run_blocking
-from service.upstream.http import Budget, UpstreamBody, request_bytes
-from service.upstream.resilience import UpstreamGuard, time_left_s
+from service.infra.threads import run_blocking
+from service.upstream.http import UpstreamBody, request_bytes
+from service.upstream.resilience import GuardedClient, time_left_s
 
 UPSTREAM = "SkyBoT"
 TESS_OBSERVER_CODE = "C57"  # the IAU observatory code of TESS, as lightkurve asks SkyBoT
@@ -145,26 +144,12 @@ def _body_of(rows: Any, index: int) -> SolarSystemObject:
     )
 
 
-class SkybotClient:
+class SkybotClient(GuardedClient):
     """Asks SkyBoT's cone search over its own `httpx.AsyncClient`; the VOTable is parsed in a worker thread.
 
     Every GET goes through ``guard``: retried on transient failures within one deadline, refused at once while
     SkyBoT's breaker is open.
     """
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        url: str,
-        limiters: Limiters,
-        guard: UpstreamGuard,
-        budget: Budget,
-    ) -> None:
-        self._client = client
-        self._url = url
-        self._limiters = limiters
-        self._guard = guard
-        self._budget = budget
 
     async def cone_search(
         self, ra_deg: float, dec_deg: float, radius_deg: float, epoch_jd: float
