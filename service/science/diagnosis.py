@@ -25,12 +25,15 @@ The methods, in the spirit of ``diagnosis-methods.md`` ("From pixels to a cause"
    is fitted RANSAC-like (every pair of points, or a seeded sample of pairs, proposes a line; the one with most
    points within `TRACK_INLIER_PX` is refitted by least squares on them). No track (None) when too few points, too
    few of them on the line, a poor fit, or a source that does not move.
-5. **Verdict** (`judge`): the first rule that holds, in this order: a track crossing the aperture near the window,
+5. **Aperture depth** (`aperture_depth`): the background-subtracted aperture sum per frame; the depth is the
+   reference mean minus the in-event mean over the reference mean, its error the reference frames' scatter of the
+   sum times sqrt(1/n_in + 1/n_ref).
+6. **Verdict** (`judge`): the first rule that holds, in this order: a track crossing the aperture near the window,
    or its background pixels while the difference image (without the mover's path) shows nothing → moving_object; flagged
    frames in the window and no pixel evidence (no significant difference) → systematics; the background departs in
    a ramp → scattered_light; the difference centroid further than max(3 σ, 1 px) from the target → off_target; a
    significant difference on the target → on_target; else inconclusive. Pure noise is *inconclusive*: without a
-   significant difference there is nothing to place.
+   significant difference there is nothing to place. The aperture depth is reported, not (yet) judged on.
 """
 
 from __future__ import annotations
@@ -86,6 +89,16 @@ class DifferenceImage:
 
 
 @dataclass(frozen=True)
+class ApertureDepth:
+    """The relative drop of the background-subtracted aperture sum in the event, its error and SNR."""
+
+    depth_ppm: float  # (reference - in-event) / reference: > 0 when the aperture dimmed in the event
+    depth_err_ppm: float
+    snr: float  # depth / its error, signed like the depth
+    reference_flux_e_per_s: float  # the reference frames' mean aperture sum
+
+
+@dataclass(frozen=True)
 class BackgroundChange:
     """The background level (e-/s per pixel) in the window and the reference, and whether it departs in a ramp."""
 
@@ -117,6 +130,7 @@ class Diagnosis:
     track: Track | None
     background: BackgroundChange
     judgement: Judgement
+    aperture: ApertureDepth | None = None
 
 
 def diagnose(series: PixelSeries, start_btjd: float, end_btjd: float, *, north_pa_deg: float = 0.0) -> Diagnosis:
@@ -129,7 +143,32 @@ def diagnose(series: PixelSeries, start_btjd: float, end_btjd: float, *, north_p
     # A mover that misses the aperture is left out of the difference image, so it cannot hide a change elsewhere.
     masked = track.path if track is not None and track.crosses != "aperture" else None
     difference = difference_image(series, levels, frames, masked=masked)
-    return Diagnosis(frames, difference, track, background, judge(difference, track, background, frames))
+    aperture = aperture_depth(series, levels, frames)
+    judgement = judge(difference, track, background, frames, aperture=aperture)
+    return Diagnosis(frames, difference, track, background, judgement, aperture)
+
+
+def aperture_depth(series: PixelSeries, levels: FloatArray, frames: Frames) -> ApertureDepth | None:
+    """Return the aperture's depth in the event against its reference, or None when it cannot be measured.
+
+    None without in-event frames, with too few reference frames, or a reference without flux or scatter. The
+    error is the reference frames' scatter of the aperture sum times sqrt(1/n_in + 1/n_ref): the noise as the
+    pixels show it (sky, neighbours' wings, jitter), not as a photon budget predicts it.
+    """
+    n_in, n_ref = int(frames.in_event.sum()), int(frames.reference.sum())
+    if n_in == 0 or n_ref < MIN_REFERENCE_FRAMES or not series.aperture.any():
+        return None
+    sums = (series.flux[:, series.aperture] - levels[:, None]).sum(axis=1)
+    reference = sums[frames.reference]
+    level = float(reference.mean())
+    if not level > 0:
+        return None
+    depth = (level - float(sums[frames.in_event].mean())) / level
+    error = float(reference.std(ddof=1)) * math.sqrt(1.0 / n_in + 1.0 / n_ref) / level
+    if not error > 0:
+        return None
+    snr = depth / error
+    return ApertureDepth(depth * 1e6, error * 1e6, snr, level)
 
 
 def background_levels(series: PixelSeries) -> FloatArray:
@@ -216,7 +255,12 @@ def _peak(image: FloatArray, variance: FloatArray) -> tuple[int, int]:
 
 
 def judge(
-    difference: DifferenceImage | None, track: Track | None, background: BackgroundChange, frames: Frames
+    difference: DifferenceImage | None,
+    track: Track | None,
+    background: BackgroundChange,
+    frames: Frames,
+    *,
+    aperture: ApertureDepth | None = None,
 ) -> Judgement:
     """Return the verdict: the first rule of the module's notes that holds."""
     evidence = difference is not None and abs(difference.snr) >= MIN_DIFFERENCE_SNR

@@ -226,3 +226,29 @@ def test_a_window_of_flagged_frames_only_is_systematics_without_a_difference_ima
     result = diagnose(scene)
     assert result.difference is None
     assert result.judgement.verdict == "systematics", result.judgement
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_aperture_depth_recovers_an_injected_dip_within_its_error(seed):
+    scene = Scene(seed)
+    dip = 0.005 * star(*TARGET, 20000.0)
+    scene.flux[scene.in_window()] -= dip
+    # The truth from the noiseless scene: the dip's share of the sky-free aperture sum.
+    reference_flux = float((scene.flux[0][scene.aperture] - SKY).sum())
+    expected_ppm = 1e6 * float(dip[scene.aperture].sum()) / reference_flux
+    result = diagnose(scene)
+    aperture = result.aperture
+    assert aperture is not None
+    assert aperture.depth_ppm == pytest.approx(expected_ppm, abs=3 * aperture.depth_err_ppm)
+    assert aperture.snr == pytest.approx(aperture.depth_ppm / aperture.depth_err_ppm)
+    assert aperture.reference_flux_e_per_s == pytest.approx(reference_flux, rel=0.01)
+    # The error is the shot noise's, within the scatter of a dozen reference frames' estimate of it.
+    n_in, n_ref = int(result.frames.in_event.sum()), int(result.frames.reference.sum())
+    shot = math.sqrt(float(scene.flux[0][scene.aperture].sum()) / EXPOSURE_S) * math.sqrt(1 / n_in + 1 / n_ref)
+    assert aperture.depth_err_ppm == pytest.approx(1e6 * shot / reference_flux, rel=0.5)
+
+
+def test_the_aperture_depth_is_none_without_good_frames_in_the_window():
+    scene = Scene(5)
+    scene.quality[scene.in_window()] = 4
+    assert diagnose(scene).aperture is None
