@@ -252,3 +252,44 @@ def test_the_aperture_depth_is_none_without_good_frames_in_the_window():
     scene = Scene(5)
     scene.quality[scene.in_window()] = 4
     assert diagnose(scene).aperture is None
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_a_weak_dip_the_aperture_sees_is_on_target(seed):
+    # The difference image's box is below its cutout-wide threshold, but the aperture, one place fixed before
+    # looking, sees the dip at more than its own threshold, and the centroid sits on the target.
+    scene = Scene(seed)
+    scene.flux[scene.in_window()] -= 0.0005 * star(*TARGET, 20000.0)
+    result = diagnose(scene)
+    assert result.difference is not None and result.aperture is not None
+    assert abs(result.difference.snr) < diagnosis.MIN_DIFFERENCE_SNR
+    assert result.aperture.snr >= diagnosis.MIN_APERTURE_SNR
+    assert result.judgement.verdict == "on_target", result.judgement
+
+
+def judged(aperture_snr, offset_px, difference_snr=4.0, flagged=0):
+    """Judge made-up measurements: a weak difference `offset_px` east of the target, sigma 0.3 px."""
+    time = np.arange(0.0, 3.0, CADENCE_DAYS)
+    frames = diagnosis.select_frames(time, np.zeros(time.size, dtype=np.int64), START, END)
+    centroid_xy = (TARGET[0] + offset_px, TARGET[1])
+    difference = diagnosis.DifferenceImage(
+        np.zeros(SHAPE), centroid_xy, offset_px, 21 * offset_px, 0.3, offset_px / 0.3, difference_snr
+    )
+    aperture = diagnosis.ApertureDepth(1e6 * aperture_snr / 1e4, 100.0, aperture_snr, 1e4)
+    background = diagnosis.BackgroundChange(100.0, 100.0, 0.1, 0.0, False, False, flagged, 32 if flagged else 0)
+    return diagnosis.judge(difference, None, background, frames, aperture=aperture).verdict
+
+
+def test_the_aperture_rule_needs_both_its_depth_and_a_centroid_not_off_the_target():
+    assert judged(aperture_snr=5.0, offset_px=0.3) == "on_target"
+    assert judged(aperture_snr=-5.0, offset_px=0.3) == "on_target"  # a brightening is an event too
+    assert judged(aperture_snr=3.9, offset_px=0.3) == "inconclusive"
+    # The aperture dims, but the weak difference sits 2 px (6.7 sigma) away: a neighbour's wing as likely.
+    assert judged(aperture_snr=5.0, offset_px=2.0) == "inconclusive"
+    # A significant difference is still placed by its centroid, whatever the aperture says.
+    assert judged(aperture_snr=5.0, offset_px=2.0, difference_snr=8.0) == "off_target"
+
+
+def test_a_dip_the_aperture_sees_in_good_frames_is_not_put_down_to_flagged_ones():
+    assert judged(aperture_snr=5.0, offset_px=0.3, flagged=2) == "on_target"
+    assert judged(aperture_snr=2.0, offset_px=0.3, flagged=2) == "systematics"
