@@ -19,12 +19,13 @@ The methods, in the spirit of ``diagnosis-methods.md`` ("From pixels to a cause"
    propagated, not bootstrapped: each pixel's variance is its scatter over the reference frames times
    (1/n_reference + 1/n_in_event), and the centroid's variance is Σ σ²ᵢ (xᵢ - x̄)² / (Σ wᵢ)². The offset's sigma
    is that error projected on the offset's direction. The box's summed difference over its error is the SNR.
-4. **Moving source** (`find_track`): over the frames around the window (in-event, reference and those between),
-   each frame minus the static per-pixel median, 3×3-summed and divided by each pixel's robust scatter over time;
-   the brightest residual per frame, where above `TRACK_MIN_SNR`, is a point. A straight line in (t, x) and (t, y)
-   is fitted RANSAC-like (every pair of points, or a seeded sample of pairs, proposes a line; the one with most
-   points within `TRACK_INLIER_PX` is refitted by least squares on them). No track (None) when too few points, too
-   few of them on the line, a poor fit, or a source that does not move.
+4. **Moving source** (`find_track`): over the frames around the window (in-event, reference and those between), each
+   frame minus the static per-pixel median, 3×3-summed and divided by each pixel's robust scatter over time (median
+   and scatter over at least `TRACK_BASELINE_DAYS` either side, so a slow mover does not raise them along its own
+   path); the brightest residual per frame, where above `TRACK_MIN_SNR`, is a point. A straight line in (t, x) and
+   (t, y) is fitted RANSAC-like (every pair of points, or a seeded sample of pairs, proposes a line; the one with
+   most points within `TRACK_INLIER_PX` is refitted by least squares on them). No track (None) when too few points,
+   too few of them on the line, a poor fit, or a source that does not move.
 5. **Aperture depth** (`aperture_depth`): the background-subtracted aperture sum per frame; the depth is the
    reference mean minus the in-event mean over the reference mean, its error the reference frames' scatter of the
    sum times sqrt(1/n_in + 1/n_ref).

@@ -35,6 +35,10 @@ TRACK_MAX_PAIRS = 2000
 TRACK_NEAR_DURATIONS = 0.5
 TRACK_SAMPLES = 200
 TRACK_PATH_PX = 5  # a bright mover's PSF wings stay significant in a difference image this far from its path
+# The static image and each pixel's scatter come from at least this many days either side of the window: over the
+# short span around a short window a slow mover (0.5 px/h) covers a pixel in a third of the frames, raising that
+# pixel's median and scatter along its path, which pushed the points outwards and made the track too fast.
+TRACK_BASELINE_DAYS = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,19 @@ def _residual_peaks(series: PixelSeries, frames: Frames) -> FloatArray | None:
     index = np.flatnonzero(frames.around)
     if index.size < 2 * TRACK_MIN_POINTS:
         return None
-    cube = series.flux[index]
+    time = series.time_btjd
+    reach = TRACK_BASELINE_DAYS
+    baseline = frames.around | (
+        ~frames.flagged & (time >= frames.start_btjd - reach) & (time <= frames.end_btjd + reach)
+    )
+    cube = series.flux[baseline]
     residual = cube - np.nanmedian(cube, axis=0)
     residual -= np.nanmedian(residual, axis=(1, 2))[:, None, None]  # a uniform background change is no source
     residual = np.where(np.isfinite(residual), residual, 0.0)
     summed = sum3(residual)
     scatter = MAD_TO_SIGMA * np.median(np.abs(summed - np.median(summed, axis=0)), axis=0)
+    searched = frames.around[baseline]
+    residual, summed = residual[searched], summed[searched]
     snr = summed / np.maximum(scatter, 1e-12)
     flat = snr.reshape(index.size, -1)
     best = np.argmax(flat, axis=1)

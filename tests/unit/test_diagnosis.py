@@ -293,3 +293,20 @@ def test_the_aperture_rule_needs_both_its_depth_and_a_centroid_not_off_the_targe
 def test_a_dip_the_aperture_sees_in_good_frames_is_not_put_down_to_flagged_ones():
     assert judged(aperture_snr=5.0, offset_px=0.3, flagged=2) == "on_target"
     assert judged(aperture_snr=2.0, offset_px=0.3, flagged=2) == "systematics"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_slow_mover_past_a_short_window_keeps_its_speed(seed):
+    # At 0.55 px/h a mover covers a pixel for a third of the frames around a 3-hour window: a static image and
+    # scatter taken from those frames alone raised its path's pixels and stretched the track.
+    scene = Scene(seed)
+    speed_px_per_hour, t_closest = 0.55, (START + END) / 2
+    for k, t in enumerate(scene.time):
+        y = TARGET[1] + speed_px_per_hour * 24 * (t - t_closest)
+        if -5 < y < 35:
+            scene.flux[k] += star(TARGET[0] + 0.5, y, 1500.0)
+    result = diagnose(scene)
+    assert result.track is not None
+    assert result.track.speed_px_per_hour == pytest.approx(speed_px_per_hour, rel=0.15)
+    assert result.track.closest_approach_btjd == pytest.approx(t_closest, abs=0.1)
+    assert result.judgement.verdict == "moving_object", result.judgement
