@@ -22,7 +22,8 @@
     Printed: the matrix (counts and row %), per-class recall, the costly mistake (moving_object or off_target
     called on_target), the track's accuracy on the moving scenes (fitted speed within 15 % and closest-approach
     time within 0.1 d of the truth; no track counts as a miss), and on_target recall by injected SNR.
-    Tuning used --seed 1 only; the reported numbers are from the default seed, not looked at while tuning.
+    Tuning used --seed 1 only (seeds 2 and 3 as checks); the reported numbers are from the default seed, run once
+    at the end, not looked at while tuning.
 
 (2) Speed: one diagnosis of a one-day window on a 50×50 cutout at 30 min (the window and its reference, 4.5 days
     of frames, plus a day either side), median of repeats. Target: <= 200 ms.
