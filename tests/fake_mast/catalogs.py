@@ -36,6 +36,7 @@ import orjson
 from .footprints import angular_separation_deg, ecliptic_of, unit_vector
 from .routing import Request, Response, Route, json_response, route
 from .targets import CATALOGUE
+from .verdict_scenes import SCENE_STARS
 
 INVOKE_PATH = "/api/v0/invoke"
 COLUMNS_CONFIG_PATH = "/portal/Mashup/Mashup.asmx/columnsconfig"
@@ -111,6 +112,7 @@ def _dv_star(tic_id: int, mass_msun: float) -> TicStar:
 # The three DV targets carry their DV header values; 206462606 and 206544316 (RA/Dec/Tmag from the MIT sector-1
 # target list) have no DV data, so a client can only resolve them here. Their stellar parameters, and the whole of
 # TIC 1000000001 (a northern star on no detector in sectors 1-13), are invented but plausible.
+# The stars of the diagnosis scenes (verdict_scenes.py) follow, the eclipsing binary TIC 1200000103 among them.
 TIC_STARS: tuple[TicStar, ...] = (
     _dv_star(214568914, mass_msun=0.47),
     _dv_star(25155310, mass_msun=1.12),
@@ -118,6 +120,10 @@ TIC_STARS: tuple[TicStar, ...] = (
     TicStar(206462606, 330.9041, -19.9710, 9.76, 6070.0, 4.12, None, 1.52, 1.18, 14.2, -8.9),
     TicStar(206544316, 18.4189, -59.6598, 11.60, 5450.0, 4.45, None, 0.93, 0.94, 3.6, 11.8),
     TicStar(1000000001, 10.0, 40.0, 12.0, 5100.0, 4.55, 0.0, 0.82, 0.86, -20.5, -4.1),
+    *(
+        TicStar(s.tic_id, s.ra_deg, s.dec_deg, s.tmag, s.teff_k, s.logg_cgs, 0.0, s.radius_rsun, s.mass_msun)
+        for s in SCENE_STARS
+    ),
 )
 TIC_BY_ID = {star.tic_id: star for star in TIC_STARS}
 

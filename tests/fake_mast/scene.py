@@ -19,6 +19,8 @@ is the star put at the requested position when no catalogued star is there (see 
   deviates come from a fixed table indexed by a hash of (CCD, column, row, frame). FLUX is rounded to 1/256 e-/s
   (about one ADU of a 30-minute FFI) and FLUX_ERR to 1/4096 e-/s.
 - FLUX is calibrated but not background-subtracted, as in TESScut. Pixels off the CCD are NaN.
+- The diagnosis scenes (``verdict_scenes.py``: a transit, an eclipsing binary, a scattered-light glint, momentum-
+  dump jitter) add their time-dependent light on their own sector-1 CCDs through :func:`scene_effects`.
 
 The moving source next to TIC 214568914 (sector 1, camera 1, CCD 2 only)
 -------------------------------------------------------------------------
@@ -45,6 +47,7 @@ import numpy as np
 
 from .catalogs import catalogue_positions
 from .footprints import CcdFrame, angular_separation_deg, ccd_frame, stable_unit_interval
+from .verdict_scenes import Effect, scene_effects
 
 PSF_SIGMA_PX = 0.8
 FLUX_TMAG10_E_PER_S = 15000.0
@@ -211,6 +214,8 @@ class CutoutScene:
         self.background = level * (1.0 + 0.04 * np.sin(2 * math.pi * t / 13.7 + phase) + 0.35 * scattered)
         self._pixel_keys = self._make_pixel_keys()
         self._mover_offset: tuple[float, float] | None = None
+        self.stars: list[tuple[float, float, float]] = []  # (col, row, flux) of every star in the static image
+        self.effects: list[Effect] = []
 
     def _make_pixel_keys(self) -> np.ndarray:
         cols = (self.cols.astype(np.int64) + 4096).astype(np.uint64)
@@ -223,6 +228,7 @@ class CutoutScene:
         col, row = self.frame.sky_to_pixel(ra_deg, dec_deg)
         if np.isfinite(col) and np.isfinite(row):
             add_psf(self.static, self.cols, self.rows, float(col), float(row), tmag_to_flux(tmag))
+            self.stars.append((float(col), float(row), tmag_to_flux(tmag)))
 
     def populate(self, ra_deg: float, dec_deg: float) -> None:
         """Put the fixed sky (catalogue and field stars, the requested-position star, the mover) in the scene."""
@@ -236,6 +242,7 @@ class CutoutScene:
             tmag = 10.0 + 4.0 * stable_unit_interval("target", round(ra_deg, 6), round(dec_deg, 6))
             self.add_star(ra_deg, dec_deg, tmag)
         self._mover_offset = _mover_anchor(self.frame)
+        self.effects = scene_effects(self)  # the diagnosis scenes' transits, eclipses, glint and jitter
 
     def frames(self, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """FLUX and FLUX_ERR (float32, shape (k, ny, nx), NaN off the CCD) of frames ``first..stop-1``."""
@@ -243,6 +250,8 @@ class CutoutScene:
         model = self.background[first:stop, np.newaxis, np.newaxis] * self._gradient + self.static
         if self._mover_offset is not None:
             self._add_mover(model, first, stop)
+        for effect in self.effects:
+            effect(model, first, stop)
         sigma = np.sqrt(np.maximum(model, 0.0) / self.exposure_s + self._read_variance)
         keys = _mix64(self._pixel_keys[np.newaxis, :, :] + index[:, np.newaxis, np.newaxis] * _GOLDEN)
         noise = _normal_table()[(keys >> np.uint64(64 - NORMAL_TABLE_BITS)).astype(np.intp)]

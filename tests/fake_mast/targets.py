@@ -352,7 +352,9 @@ def _build_catalogue() -> dict[int, Target]:
         flux_source="synthetic",
         injected=(InjectedSignal(b_ref), InjectedSignal(secondary_ref)),
     )
-    return {target.star.tic_id: target for target in (weird, wasp126, wasp18)}
+    from .verdict_scenes import scene_targets  # imported here: the scenes are built from this module's types
+
+    return {target.star.tic_id: target for target in (weird, wasp126, wasp18, *scene_targets())}
 
 
 CATALOGUE: dict[int, Target] = _build_catalogue()
