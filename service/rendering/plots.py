@@ -108,7 +108,7 @@ def render_lightcurve_png(
     _set_ylim(axes, rows.values, rows.curve)
     if np.isfinite(rows.curve).any() or view.highlight_btjd is not None:
         axes.legend(loc="lower right", fontsize=8, markerscale=3, frameon=False)
-    return _encode_png(canvas), PNG_MEDIA_TYPE
+    return encode_figure_png(canvas), PNG_MEDIA_TYPE
 
 
 def _select_rows(series: PlotSeries, view: PlotView) -> _Rows:
@@ -196,7 +196,7 @@ def _draw_against_time(axes: Axes, rows: _Rows, view: PlotView) -> _Rows:
     return _Rows(time, rows.phase_hours[order], values, curve)
 
 
-def _encode_png(canvas: FigureCanvasAgg) -> bytes:
+def encode_figure_png(canvas: FigureCanvasAgg) -> bytes:
     """Return the drawn figure as an 8-bit RGB PNG with no metadata, so the same plot gives the same bytes.
 
     Written here rather than by savefig/Pillow: their encoders pick a filter for every row by trying each one, which
