@@ -16,11 +16,11 @@ from service.services.dv import DvService
 from service.services.exomast_mirror import ExoMastMirror
 from service.services.jobs import JobRegistry
 from service.services.readiness import ReadinessProbe
+from service.services.surroundings import SurroundingsService
 from service.services.targets import TargetResolver
 from service.services.tce_products import TceProducts
 from service.services.tesscut_mirror import TesscutMirror
 from service.settings import Settings
-from service.upstream.skybot import SkybotClient
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Services:
     cutout_products: CutoutProducts
     exomast_mirror: ExoMastMirror
     tesscut_mirror: TesscutMirror
-    skybot: SkybotClient  # no route uses it yet: the groundwork of SkyBoT as a fourth upstream
+    surroundings: SurroundingsService  # the TIC's stars and SkyBoT's bodies around a cutout
 
 
 # The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hop that

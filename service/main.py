@@ -12,7 +12,18 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service import __version__
-from service.api import cutouts, events, ffi_lightcurves, health, jobs, lightcurves, metrics, movies, tces
+from service.api import (
+    cutouts,
+    diagnosis,
+    events,
+    ffi_lightcurves,
+    health,
+    jobs,
+    lightcurves,
+    metrics,
+    movies,
+    tces,
+)
 from service.api.errors import install_error_handlers
 from service.api.exomast_mirror import router as exomast_mirror_router
 from service.api.tesscut_mirror import router as tesscut_mirror_router
@@ -80,6 +91,7 @@ def create_app(
     app.include_router(cutouts.router)
     app.include_router(movies.router)
     app.include_router(ffi_lightcurves.router)
+    app.include_router(diagnosis.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -63,7 +63,7 @@ EXAMPLE_EVENT_LIST: dict[str, Any] = {
                 "movie": "/tic/214568914/movie?start=1333.74881&end=1335.16131",
                 "plot": "/tic/214568914/tces/s0001-s0001:TCE_1/lightcurve.png?x=time&start=1333.74881"
                 "&end=1335.16131&highlight=1334.21964,1334.69048",
-                "diagnosis": None,
+                "diagnosis": "/tic/214568914/diagnosis?start=1334.21964&end=1334.69048",
             },
         }
     ],
@@ -98,3 +98,4 @@ EXAMPLE_EVENT_LIST: dict[str, Any] = {
         ],
     },
 }
+EXAMPLE_DIAGNOSIS: dict[str, Any] = {}

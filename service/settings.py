@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     movie_max_output_mb: int = Field(
         256, ge=1, description="Largest movie (frames × pixels) one request may make, MiB."
     )
+    diagnosis_max_window_days: float = Field(
+        2.0,
+        gt=0,
+        le=10,
+        description="Longest window a diagnosis or a pixels plot looks at, days (its reference frames are read too).",
+    )
 
     cpu_threads: int = Field(2, ge=1, description="Worker threads for parsing and serialising (CPU work).")
     io_threads: int = Field(8, ge=1, description="Worker threads for disk-cache I/O.")

@@ -27,7 +27,8 @@ from astropy.wcs import WCS, FITSFixedWarning
 _QUIET_WCS = threading.Lock()
 
 
-def _aperture_wcs(header: fits.Header) -> WCS:
+def aperture_wcs(header: fits.Header) -> WCS:
+    """Return the celestial WCS of a cutout's APERTURE header, quietly (TESScut's headers make astropy warn)."""
     with _QUIET_WCS, warnings.catch_warnings():
         # TESScut's APERTURE headers carry non-standard keywords that astropy fixes and warns about.
         warnings.simplefilter("ignore", FITSFixedWarning)
@@ -160,7 +161,7 @@ def _check_read(count: int, into: memoryview) -> None:
 def target_pixel(hdus: fits.HDUList, ra_deg: float, dec_deg: float) -> tuple[float, float] | None:
     """Return the target's (x, y) pixel position (0-based, x = column) in the cutout, or None without a WCS."""
     try:
-        x, y = _aperture_wcs(hdus["APERTURE"].header).world_to_pixel_values(ra_deg, dec_deg)
+        x, y = aperture_wcs(hdus["APERTURE"].header).world_to_pixel_values(ra_deg, dec_deg)
     except (KeyError, ValueError, MemoryError):
         return None
     if not (math.isfinite(float(x)) and math.isfinite(float(y))):

@@ -26,6 +26,7 @@ from service.services.dv import DvService
 from service.services.exomast_mirror import ExoMastMirror
 from service.services.jobs import JobRegistry
 from service.services.readiness import ReadinessProbe
+from service.services.surroundings import SurroundingsService
 from service.services.targets import TargetResolver
 from service.services.tce_products import TceProducts
 from service.services.tesscut_mirror import TesscutMirror
@@ -236,5 +237,7 @@ def _services(settings: Settings, upstreams: _Upstreams, limiters: Limiters, cac
         cutout_products=cutout_products,
         exomast_mirror=ExoMastMirror(dv, limiters),
         tesscut_mirror=TesscutMirror(cutouts, wait_s=mirror_wait_s),
-        skybot=upstreams.skybot,
+        surroundings=SurroundingsService(
+            store, upstreams.catalog, upstreams.skybot, ttl_catalog_s=settings.ttl_sectors_s
+        ),
     )

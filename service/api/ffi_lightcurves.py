@@ -137,7 +137,7 @@ EXAMPLE_EVENTS: dict[str, Any] = {
                 "movie": "/tic/214568914/movie?sector=1&start=1334.2768&end=1334.6306",
                 "plot": "/tic/214568914/ffi-lightcurve.png?sector=1&start=1334.2768&end=1334.6306"
                 "&highlight=1334.3948,1334.5127",
-                "diagnosis": None,
+                "diagnosis": "/tic/214568914/diagnosis?sector=1&start=1334.39477&end=1334.51268",
             },
         }
     ],

@@ -85,9 +85,8 @@ def select_frames(time_btjd: FloatArray, quality: IntArray, start_btjd: float, e
     """Return the in-event, reference, flagged and surrounding frames of the window (see the module's notes)."""
     if not end_btjd > start_btjd:
         raise ValueError("the event window must end after it starts")
-    duration = end_btjd - start_btjd
-    near = REFERENCE_NEAR_DURATIONS * duration
-    far = max(REFERENCE_FAR_DURATIONS * duration, near + MIN_REFERENCE_DAYS)
+    near = REFERENCE_NEAR_DURATIONS * (end_btjd - start_btjd)
+    far = start_btjd - frames_span(start_btjd, end_btjd)[0]
     flagged = (np.asarray(quality, dtype=np.int64) & FLAGGED_QUALITY) != 0
     time = np.asarray(time_btjd, dtype=np.float64)
     window = (time >= start_btjd) & (time <= end_btjd)
@@ -97,6 +96,13 @@ def select_frames(time_btjd: FloatArray, quality: IntArray, start_btjd: float, e
     return Frames(
         window, window & ~flagged, (before | after) & ~flagged, flagged, around & ~flagged, start_btjd, end_btjd
     )
+
+
+def frames_span(start_btjd: float, end_btjd: float) -> tuple[float, float]:
+    """Return the BTJD span of every frame the diagnosis of [start, end] looks at: the window and its reference."""
+    duration = end_btjd - start_btjd
+    far = max(REFERENCE_FAR_DURATIONS * duration, REFERENCE_NEAR_DURATIONS * duration + MIN_REFERENCE_DAYS)
+    return start_btjd - far, end_btjd + far
 
 
 def background_pixels(series: PixelSeries, static: FloatArray) -> BoolArray:

@@ -54,7 +54,9 @@ def window_links(base: str, event: Event, plot: str, plot_query: dict[str, Any])
     return {
         "movie": f"{base.rstrip('/')}/movie?" + urlencode({**movie_query, "start": start, "end": end}, safe=","),
         "plot": f"{plot}?" + urlencode({**plot_query, "start": start, "end": end, "highlight": highlight}, safe=","),
-        "diagnosis": None,
+        # The diagnosis compares the event's own window with the frames around it, so it takes the window unpadded.
+        "diagnosis": f"{base.rstrip('/')}/diagnosis?"
+        + urlencode({**movie_query, "start": _btjd(event.start_btjd), "end": _btjd(event.end_btjd)}),
     }
 
 

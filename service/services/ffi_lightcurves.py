@@ -240,7 +240,8 @@ def _links(plan: CutoutPlan, event: event_search.Event, span: tuple[float, float
     return {
         "movie": f"{base}/movie?" + urlencode([*cutout, *window]),
         "plot": f"{base}/ffi-lightcurve.png?" + urlencode([*cutout, *window, highlight], safe=","),
-        "diagnosis": None,
+        "diagnosis": f"{base}/diagnosis?"
+        + urlencode([*cutout, ("start", f"{event.start_btjd:.5f}"), ("end", f"{event.end_btjd:.5f}")]),
     }
 
 

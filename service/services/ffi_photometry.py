@@ -70,7 +70,7 @@ def _header_int(header: fits.Header, keyword: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _star_position(target_xy: tuple[float, float] | None, shape: tuple[int, ...]) -> tuple[float, float]:
+def star_position(target_xy: tuple[float, float] | None, shape: tuple[int, ...]) -> tuple[float, float]:
     """Return the star's pixel by the cutout's WCS, or the cutout's centre (where TESScut puts the star).
 
     The centre stands in when the WCS is missing or places the star off the cutout.
@@ -105,7 +105,7 @@ def measure_cutout(source: Path | BinaryIO, ra_deg: float, dec_deg: float) -> Ff
         if rows.size == 0:
             raise InvalidRequest("This cutout has no frames, so it has no light curve.")
         reference = photometry.reference_image(table.read_rows(source, ["FLUX"], rows.tolist())["FLUX"])
-        centre = _star_position(target_xy, reference.shape)
+        centre = star_position(target_xy, reference.shape)
         try:
             aperture = photometry.threshold_aperture(reference, centre)
         except ValueError as exc:

@@ -1,4 +1,7 @@
-"""MAST's catalog service: resolve a TIC id to a position and TESS magnitude (``Mast.Catalogs.Filtered.Tic``)."""
+"""MAST's catalog service: a TIC id's position and TESS magnitude, and the catalogued stars around a position.
+
+The services are ``Mast.Catalogs.Filtered.Tic`` (by id) and ``Mast.Catalogs.Filtered.Tic.Position`` (a cone).
+"""
 
 from __future__ import annotations
 
@@ -37,6 +40,24 @@ def tic_request(tic_id: int) -> dict[str, str]:
     return {"request": orjson.dumps(request).decode()}
 
 
+def tic_cone_request(ra_deg: float, dec_deg: float, radius_deg: float, max_tmag: float, most: int) -> dict[str, str]:
+    """Return the form body of a cone search for TIC stars brighter than ``max_tmag`` (at most ``most`` rows)."""
+    request = {
+        "service": "Mast.Catalogs.Filtered.Tic.Position",
+        "format": "json",
+        "params": {
+            "columns": "ID,ra,dec,Tmag",
+            "filters": [{"paramName": "Tmag", "values": [{"min": -5.0, "max": max_tmag}]}],
+            "ra": ra_deg,
+            "dec": dec_deg,
+            "radius": radius_deg,
+        },
+        "pagesize": most,
+        "page": 1,
+    }
+    return {"request": orjson.dumps(request).decode()}
+
+
 def parse_tic_rows(payload: object, tic_id: int) -> TicEntry | None:
     """Return the catalog entry for ``tic_id`` from an invoke answer, or None when the catalog has none."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
@@ -54,6 +75,22 @@ def parse_tic_rows(payload: object, tic_id: int) -> TicEntry | None:
                 )
             return TicEntry(tic_id, ra, dec, _finite(row.get("Tmag")))
     return None
+
+
+def parse_cone_rows(payload: object) -> list[TicEntry]:
+    """Return the stars of a cone search answer; rows without an id or a valid position are left out."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise BadUpstreamResponse("The TIC catalog's answer has no 'data' list.", upstream=UPSTREAM)
+    if str(payload.get("status", "COMPLETE")).upper() == "ERROR":
+        raise BadUpstreamResponse(f"The TIC catalog reported an error: {payload.get('msg')}", upstream=UPSTREAM)
+    stars = []
+    for row in payload["data"]:
+        if not isinstance(row, dict) or not str(row.get("ID", "")).isdigit():
+            continue
+        ra, dec = _finite(row.get("ra")), _finite(row.get("dec"))
+        if ra is not None and dec is not None and 0 <= ra < 360 and -90 <= dec <= 90:
+            stars.append(TicEntry(int(str(row["ID"])), ra, dec, _finite(row.get("Tmag"))))
+    return stars
 
 
 def _finite(value: object) -> float | None:
@@ -96,9 +133,26 @@ class TicCatalogClient:
         body = await self._guard.call("catalog", attempt)
         return parse_tic_rows(parse_json_small(body.content), tic_id)
 
+    async def cone(
+        self, ra_deg: float, dec_deg: float, radius_deg: float, *, max_tmag: float, most: int
+    ) -> list[TicEntry]:
+        """Return the TIC stars within ``radius_deg`` of (RA, Dec) brighter than ``max_tmag`` (at most ``most``)."""
+
+        async def attempt(deadline: float) -> UpstreamBody:
+            return await request_bytes(
+                self._client,
+                "POST",
+                self._url,
+                self._budget.capped(time_left_s(deadline)),
+                data=tic_cone_request(ra_deg, dec_deg, radius_deg, max_tmag, most),
+            )
+
+        body = await self._guard.call("catalog", attempt)
+        return parse_cone_rows(parse_json_small(body.content))
+
 
 def parse_json_small(content: bytes) -> object:
-    """Parse a small JSON body (a catalog row is a few hundred bytes: fine on the event loop)."""
+    """Parse a small JSON body (a row is a few hundred bytes, a cone a few hundred rows: fine on the event loop)."""
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError as exc:

@@ -59,7 +59,14 @@ async def test_the_links_open_the_window_of_the_event(client):
     assert window["start"] < top["start_btjd"] and top["end_btjd"] < window["end"]
     plot = await client.get(top["links"]["plot"])
     assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
-    assert top["links"]["diagnosis"] is None
+    # The diagnosis of the event's own window finds what the tutorial's movie shows: the moving source.
+    diagnosis = urlsplit(top["links"]["diagnosis"])
+    assert diagnosis.path == f"/tic/{WEIRD_TIC}/diagnosis"
+    asked = {k: float(v[0]) for k, v in parse_qs(diagnosis.query).items()}
+    assert (asked["start"], asked["end"]) == (top["start_btjd"], top["end_btjd"])
+    answer = await client.get(top["links"]["diagnosis"])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["verdict"] == "moving_object"
 
 
 async def test_parameters_shape_the_answer(client):
