@@ -316,7 +316,8 @@ def _explanation(judgement: science.Judgement, bodies: list[KnownBody]) -> str:
         return judgement.explanation
     body = named[0]
     name = f"({body.number}) {body.name}" if body.number is not None else body.name
-    return f"{judgement.explanation[:-1]}: the known solar-system body {name} ({body.object_class}); the dip is not on the star."
+    known = f"the known solar-system body {name} ({body.object_class})"
+    return f"{judgement.explanation[:-1]}: {known}; the dip is not on the star."
 
 
 def _marks(bodies: list[KnownBody], diagnosed: Diagnosed) -> tuple[Mark, ...]:
