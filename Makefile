@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_events.py
 	$(BIN)/python benchmarks/bench_ffi_lightcurve.py
 	$(BIN)/python benchmarks/bench_diagnosis.py
+	$(BIN)/python benchmarks/bench_diagnosis_speed.py
 
 ## bench-load: the service under wrk at 32 connections, next to nginx, then warm + cold together (~2 min; needs
 ## wrk and nginx: apt-get install -y nginx wrk)
