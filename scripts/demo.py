@@ -56,6 +56,12 @@ EXAMPLES = [
         f"  curl -s '{SERVICE}/tic/214568914/ffi-lightcurve/events?max_events=1'",
     ),
     (
+        "What caused the dip? The diagnosis names the asteroid; its picture and the pixels' light curves",
+        f"curl -s '{SERVICE}/tic/214568914/diagnosis?start=1334&end=1335'\n"
+        f"  curl -s -o d.png '{SERVICE}/tic/214568914/diagnosis.png?start=1334&end=1335'\n"
+        f"  curl -s -o p.png '{SERVICE}/tic/214568914/pixels.png?start=1334&end=1335'",
+    ),
+    (
         "A cutout that is not cached, without waiting: 202 and a job to poll at Location",
         f"curl -si '{SERVICE}/cutout?ra=63.37389&dec=-69.226789&sector=2&size=30&wait=0' | grep -iE '^(HTTP|location)'",
     ),
