@@ -24,6 +24,7 @@ from service.api import (
     movies,
     tces,
 )
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.exomast_mirror import router as exomast_mirror_router
 from service.api.tesscut_mirror import router as tesscut_mirror_router
@@ -79,6 +80,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from this origin by service.api.docs, not from a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
     # Added before HeadAsGet, so it runs inside it and sees the router's matched route for HEAD requests too.
@@ -97,6 +100,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(exomast_mirror_router)
     app.include_router(tesscut_mirror_router)
+    install_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
