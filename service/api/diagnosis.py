@@ -10,11 +10,10 @@ from starlette.responses import Response
 
 from service.api.cutout_products import serve_for_tic_and_position
 from service.api.params import BTJD_RANGE, check_window, described
-from service.api.problems import UPSTREAM_PROBLEMS, binary_answer, problem_responses
+from service.api.problems import ACCEPTED, UPSTREAM_PROBLEMS, binary_answer, problem_responses
 from service.deps import Services, ServicesDep
 from service.errors import InvalidRequest
 from service.schema_examples import EXAMPLE_DIAGNOSIS
-from service.schemas import JobView
 from service.schemas_diagnosis import DiagnosisDocument
 from service.services.cutouts import CutoutArgs
 from service.services.diagnoses import (
@@ -90,12 +89,6 @@ async def pixels_params(
     return PixelsParams(*_window(start, end, services.settings.diagnosis_max_window_days), radius)
 
 
-ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {
-        "description": "The cutout is still being fetched: poll `Location` (/jobs/{id}); `then` serves the result.",
-        "model": JobView,
-    }
-}
 COLD = (
     " Made from the cached FFI cutout (`sector`, `size` as for the movie; the sector defaults to the one that "
     "covers the window); the first request follows the cutout's wait / 202 / job rules, then it is cached (ETag)."

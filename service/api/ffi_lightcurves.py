@@ -12,8 +12,8 @@ from service.api.events import event_params
 from service.api.lightcurves import FORMATS, HIGHLIGHT_PATTERN, TableFormat, parse_highlight, plot_size
 from service.api.negotiation import negotiate
 from service.api.params import BTJD_RANGE, OptionalWindow, described, optional_window
-from service.api.problems import UPSTREAM_PROBLEMS, binary_answer, binary_content, problem_responses
-from service.schemas import EventList, FfiLightCurve, JobView
+from service.api.problems import ACCEPTED, UPSTREAM_PROBLEMS, binary_answer, binary_content, problem_responses
+from service.schemas import EventList, FfiLightCurve
 from service.services.ffi_lightcurves import (
     CSV_MEDIA_TYPE,
     FFI_EVENTS,
@@ -64,12 +64,6 @@ async def plot_params(
     return LightCurvePlot(PlotView("time", window.start_btjd, window.end_btjd, parse_highlight(highlight)), size)
 
 
-ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {
-        "description": "The cutout is still being fetched: poll `Location` (/jobs/{id}); `then` serves the result.",
-        "model": JobView,
-    }
-}
 METHOD = (
     " Simple aperture photometry of the cached FFI cutout (`sector`, `size` as for `/cutout`; at least 5 px): "
     "the aperture is the star's pixels above a threshold on the median image (a small disk for a faint star), "

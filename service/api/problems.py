@@ -1,6 +1,16 @@
-"""OpenAPI descriptions shared by the routers: the problem answers, and binary bodies."""
+"""OpenAPI descriptions shared by the routers: the problem answers, binary bodies, and a job's 202."""
 
 from typing import Any
+
+from service.schemas import JobView
+
+# A cutout-backed product whose cutout is not cached yet answers 202 with its job.
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "The cutout is still being fetched: poll `Location` (/jobs/{id}); `then` serves the result.",
+        "model": JobView,
+    }
+}
 
 _EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
     404: (

@@ -27,8 +27,8 @@ from service.science.known_objects import PredictedPath
 from service.services import window_pixels
 from service.services.cutout_products import CutoutProduct, RenderLimits
 from service.services.cutouts import CutoutPlan
-from service.services.ffi_lightcurves import DEFAULT_SIZE_PX
 from service.services.ffi_lightcurves import JSON_MEDIA_TYPE as JSON_MEDIA_TYPE  # re-exported for the routes
+from service.services.ffi_lightcurves import cutout_link
 from service.services.identity import Product
 from service.services.surroundings import KnownObjects, Surroundings
 from service.services.tce_products import Made
@@ -258,14 +258,8 @@ def _known_json(known: KnownObjects, bodies: list[KnownBody], event_btjd: float)
 
 
 def _links(plan: CutoutPlan, start: float, end: float) -> dict[str, str]:
-    target = plan.target
-    place = [("ra", target.ra_deg), ("dec", target.dec_deg)]
-    if target.tic_id is not None:
-        base, at = f"/tic/{target.tic_id}", place if target.source == "request" else []
-    else:
-        base, at = "", place
-    size = [("size", plan.size_px)] if plan.size_px != DEFAULT_SIZE_PX else []
-    query = urlencode([*at, ("sector", plan.sector), *size, ("start", f"{start:.5f}"), ("end", f"{end:.5f}")])
+    base, cutout = cutout_link(plan)
+    query = urlencode([*cutout, ("start", f"{start:.5f}"), ("end", f"{end:.5f}")])
     return {
         "picture": f"{base}/diagnosis.png?{query}",
         "pixels": f"{base}/pixels.png?{query}",
@@ -399,7 +393,7 @@ DIAGNOSIS = CutoutProduct(
     Product(
         "diagnosis",
         (JSON_MEDIA_TYPE,),
-        (*_SCIENCE, make_diagnosis, _frames_json, _difference_json, _track_json, _known_json, _links),
+        (*_SCIENCE, make_diagnosis, _frames_json, _difference_json, _track_json, _known_json, _links, cutout_link),
         DiagnosisDocument,
     ),
     make=make_diagnosis,

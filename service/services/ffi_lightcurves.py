@@ -224,17 +224,26 @@ def make_plot(source: BinaryIO, plan: CutoutPlan, plot: LightCurvePlot, limits: 
         raise InvalidRequest(f"This plot cannot be drawn: {exc}") from exc
 
 
-def _links(plan: CutoutPlan, event: event_search.Event, span: tuple[float, float]) -> dict[str, str | None]:
-    """Return the movie and the plot of the event's window padded by one duration each side, within the sector."""
+def cutout_link(plan: CutoutPlan) -> tuple[str, list[tuple[str, object]]]:
+    """Return the path prefix of a product of this cutout (``/tic/{id}`` or none) and the query naming the cutout.
+
+    A TIC's own position and the default size are left out of the query; a position given outright is kept.
+    """
     target = plan.target
-    pad = event.duration_hours / event_search.HOURS_PER_DAY
-    start, end = max(event.start_btjd - pad, span[0]), min(event.end_btjd + pad, span[1])
-    at = [("ra", target.ra_deg), ("dec", target.dec_deg)]
+    at: list[tuple[str, object]] = [("ra", target.ra_deg), ("dec", target.dec_deg)]
     if target.tic_id is not None:
         base, place = f"/tic/{target.tic_id}", at if target.source == "request" else []
     else:
         base, place = "", at
-    cutout = [*place, ("sector", plan.sector)] + ([("size", plan.size_px)] if plan.size_px != DEFAULT_SIZE_PX else [])
+    size: list[tuple[str, object]] = [("size", plan.size_px)] if plan.size_px != DEFAULT_SIZE_PX else []
+    return base, [*place, ("sector", plan.sector), *size]
+
+
+def _links(plan: CutoutPlan, event: event_search.Event, span: tuple[float, float]) -> dict[str, str | None]:
+    """Return the movie and the plot of the event's window padded by one duration each side, within the sector."""
+    pad = event.duration_hours / event_search.HOURS_PER_DAY
+    start, end = max(event.start_btjd - pad, span[0]), min(event.end_btjd + pad, span[1])
+    base, cutout = cutout_link(plan)
     window = [("start", f"{start:.4f}"), ("end", f"{end:.4f}")]
     highlight = ("highlight", f"{event.start_btjd:.4f},{event.end_btjd:.4f}")
     return {
@@ -300,7 +309,7 @@ FFI_EVENTS = CutoutProduct(
     Product(
         "ffi-events",
         (JSON_MEDIA_TYPE,),
-        (*_MEASURING, event_search, make_events, _event_json, _links),
+        (*_MEASURING, event_search, make_events, _event_json, _links, cutout_link),
         EventList,
     ),
     make=make_events,
