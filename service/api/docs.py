@@ -2,21 +2,17 @@
 
 FastAPI's own pages load their JavaScript, CSS and favicon from a CDN (and ReDoc its fonts from Google): on a
 closed observatory or cluster network `/docs` is a blank page. The assets come from the `fastapi-offline` package
-(Swagger UI's and ReDoc's release bundles, kept current by its maintainer), served under `ASSETS_PATH`; nothing is
+(Swagger UI's and ReDoc's release bundles, kept current by its maintainer), served by `service.api.assets`; nothing is
 copied into this repository, and the pages reference no other origin.
 """
 
 from __future__ import annotations
 
-from importlib.resources import files
-
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from starlette.responses import HTMLResponse
-from starlette.staticfiles import StaticFiles
 
-ASSETS_PATH = "/static/docs"
-ASSETS_DIR = str(files("fastapi_offline") / "static")
+from service.api.assets import DOCS_ASSETS_PATH as ASSETS_PATH
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,9 +46,3 @@ async def redoc() -> HTMLResponse:
         redoc_favicon_url=f"{ASSETS_PATH}/favicon.png",
         with_google_fonts=False,
     )
-
-
-def install_docs(app: FastAPI) -> None:
-    """Serve the documentation pages and their assets (the app must be made with ``docs_url=None, redoc_url=None``)."""
-    app.include_router(router)
-    app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
