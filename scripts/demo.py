@@ -18,6 +18,10 @@ SERVICE_PORT = int(os.environ.get("DEMO_SERVICE_PORT", "8000"))
 SERVICE = f"http://{HOST}:{SERVICE_PORT}"
 
 EXAMPLES = [
+    (
+        "Explore in the browser: TCEs, the light curve, its events, a window's movie and diagnosis",
+        f"open {SERVICE}/explore/214568914",
+    ),
     ("List the TCEs of the 'weird' target", f"curl -s {SERVICE}/tic/214568914/tces"),
     ("Summarise its TCE", f"curl -s '{SERVICE}/tic/214568914/tces/s0001-s0001:TCE_1'"),
     (
@@ -66,7 +70,7 @@ EXAMPLES = [
         f"curl -si '{SERVICE}/cutout?ra=63.37389&dec=-69.226789&sector=2&size=30&wait=0' | grep -iE '^(HTTP|location)'",
     ),
     ("An ambiguous short TCE id (409 problem)", f"curl -s {SERVICE}/tic/100100827/tces/TCE_1"),
-    ("Browse the API", f"open {SERVICE}/docs"),
+    ("Browse the API (Swagger UI; ReDoc at /redoc)", f"open {SERVICE}/docs"),
 ]
 
 
@@ -103,6 +107,8 @@ def main() -> int:
         **os.environ,
         "TESS_SERVICE_EXOMAST_URL": f"http://{HOST}:{MAST_PORT}/api/v0.1/",
         "TESS_SERVICE_MAST_URL": f"http://{HOST}:{MAST_PORT}",
+        # The emulator's SkyBoT (without it the diagnosis would ask the real one, unreachable offline).
+        "TESS_SERVICE_SKYBOT_URL": f"http://{HOST}:{MAST_PORT}/webservices/skybot/api/conesearch.php",
         "TESS_SERVICE_CACHE_DIR": os.environ.get("DEMO_CACHE_DIR", str(ROOT / "var" / "demo-cache")),
         "TESS_SERVICE_HOST": HOST,
         "TESS_SERVICE_PORT": str(SERVICE_PORT),

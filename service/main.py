@@ -26,6 +26,7 @@ from service.api import (
 )
 from service.api.assets import install_assets
 from service.api.docs import router as docs_router
+from service.api.explorer import router as explorer_router
 from service.api.errors import install_error_handlers
 from service.api.exomast_mirror import router as exomast_mirror_router
 from service.api.tesscut_mirror import router as tesscut_mirror_router
@@ -102,6 +103,7 @@ def create_app(
     app.include_router(exomast_mirror_router)
     app.include_router(tesscut_mirror_router)
     app.include_router(docs_router)
+    app.include_router(explorer_router)
     install_assets(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

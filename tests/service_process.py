@@ -33,6 +33,7 @@ def service_env(mast: FakeMast, cache_dir: Path, **settings: str) -> dict[str, s
         **os.environ,
         "TESS_SERVICE_EXOMAST_URL": mast.exomast_url,
         "TESS_SERVICE_MAST_URL": mast.url,
+        "TESS_SERVICE_SKYBOT_URL": mast.skybot_url,
         "TESS_SERVICE_CACHE_DIR": str(cache_dir),
         **settings,
     }

@@ -74,6 +74,7 @@ def test_demo_serves_and_its_curl_lines_work(tmp_path):
 
             examples = printed_examples(output)
             assert len(examples) >= 5
+            assert examples[0][1] == [f"open http://127.0.0.1:{service_port}/explore/214568914"], "explorer first"
             for title, commands in examples:
                 assert commands, title
                 for line in commands:
@@ -81,6 +82,9 @@ def test_demo_serves_and_its_curl_lines_work(tmp_path):
                     response = run_like_curl(line)
                     expected = 409 if "409" in title else 202 if "202" in title else 200
                     assert response.status_code == expected, (line, response.text[:300])
+                    if "/diagnosis?" in line:  # the demo's SkyBoT is the emulator's: the asteroid is named
+                        assert response.json()["known_objects"]["status"] == "ok", response.text[:600]
+                        assert "2002 TV318" in response.json()["explanation"]
         finally:
             demo.send_signal(signal.SIGTERM)
             demo.wait(timeout=30)
