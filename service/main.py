@@ -26,9 +26,9 @@ from service.api import (
 )
 from service.api.assets import install_assets
 from service.api.docs import router as docs_router
-from service.api.explorer import router as explorer_router
 from service.api.errors import install_error_handlers
 from service.api.exomast_mirror import router as exomast_mirror_router
+from service.api.explorer import router as explorer_router
 from service.api.tesscut_mirror import router as tesscut_mirror_router
 from service.infra.head import HeadAsGetMiddleware
 from service.infra.http_cache import StaleMarkingMiddleware

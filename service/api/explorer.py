@@ -90,8 +90,10 @@ async def explore(  # noqa: PLR0913 (the page's URL state is these parameters)
     start: OptionalBtjd = None,
     end: OptionalBtjd = None,
 ) -> Response:
-    """The start page (a TIC or RA/Dec box); with ``tic`` it sends on to /explore/{tic}; with ra/dec it explores
-    that position's FFI light curve."""
+    """Show the start page (a TIC or RA/Dec box); send a ``tic`` on to /explore/{tic}; explore a ra/dec position.
+
+    A position has no TCEs: its page shows the FFI light curve of the cutout there.
+    """
     _check_window(start, end)
     rest = {"sector": sector, "start": start, "end": end}
     if tic is not None:
@@ -114,6 +116,6 @@ async def explore_tic(  # noqa: PLR0913 (the page's URL state is these parameter
     start: OptionalBtjd = None,
     end: OptionalBtjd = None,
 ) -> Response:
-    """The explorer for one TIC: its TCEs (or its FFI light curve), events, movies and diagnoses."""
+    """Show the explorer of one TIC: its TCEs (or its FFI light curve), events, movies and diagnoses."""
     _check_window(start, end)
     return _page(request, services, PageState(tic=tic_id, tce=tce, sector=sector, start=start, end=end))

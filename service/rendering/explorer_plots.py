@@ -60,8 +60,8 @@ def _figure(name: str, x_label: str, tools: str) -> Any:
         y_axis_label="Relative flux (ppm)",
         # Explicit ranges: the page sets them from robust limits once the data arrive (one outlier must not
         # flatten the curve), and "reset" returns to them.
-        x_range=Range1d(0, 1),
-        y_range=Range1d(-1, 1),
+        x_range=Range1d(start=0, end=1),
+        y_range=Range1d(start=-1, end=1),
     )
     plot.toolbar.logo = None
     plot.min_border_left = 60
