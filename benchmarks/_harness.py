@@ -124,6 +124,7 @@ def service_process(
         **os.environ,
         "TESS_SERVICE_EXOMAST_URL": mast.exomast_url,
         "TESS_SERVICE_MAST_URL": mast.url,
+        "TESS_SERVICE_SKYBOT_URL": mast.url + "/webservices/skybot/api/conesearch.php",  # the emulator's SkyBoT
         "TESS_SERVICE_CACHE_DIR": str(cache_dir),
         **{f"TESS_SERVICE_{name.upper()}": value for name, value in settings.items()},
     }
