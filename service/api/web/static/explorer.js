@@ -346,7 +346,7 @@
     const depth = `${Math.round(event.depth_ppm).toLocaleString("en")} ppm`;
     const notes = [event.in_model_transit ? "in a predicted transit" : "", event.near_gap ? "near a gap" : ""];
     const extra = notes.filter(Boolean).join(", ");
-    return `BTJD ${event.t0_btjd.toFixed(2)} · ${event.kind} · ${depth} · SNR ${event.snr.toFixed(1)} · ${event.duration_hours.toFixed(1)} h${extra ? ` (${extra})` : ""}`;
+    return `BTJD ${event.t0_btjd.toFixed(3)} · ${event.kind} · ${depth} · SNR ${event.snr.toFixed(1)} · ${event.duration_hours.toFixed(1)} h${extra ? ` (${extra})` : ""}`;
   }
 
   async function loadEvents(url) {
@@ -361,7 +361,7 @@
         const button = document.createElement("button");
         button.type = "button";
         button.className = "event";
-        button.dataset.t0 = event.t0_btjd.toFixed(2);
+        button.dataset.t0 = String(event.t0_btjd);
         button.textContent = eventLabel(event);
         // The event's window padded by its own duration either side: the movie shows before, during and after.
         const pad = Math.max(event.end_btjd - event.start_btjd, 0.1);
