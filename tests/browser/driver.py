@@ -60,9 +60,11 @@ CHROMIUM_ARGUMENTS = [
     "--no-first-run",
     "--no-pings",
     "--safebrowsing-disable-auto-update",
-    # The page's own sound (a movie) must not need an audio device; autoplay needs no click.
+    # A movie's sound needs no audio device. The autoplay policy stays Chromium's own: a page must play as it would.
     "--mute-audio",
-    "--autoplay-policy=no-user-gesture-required",
+    # WebGL (BokehJS's WebGL output) on the CPU: the pages are the service's own, trusted content; without it Chromium
+    # still falls back to SwiftShader today but warns that the fallback is deprecated.
+    "--enable-unsafe-swiftshader",
 ]
 
 
