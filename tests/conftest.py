@@ -24,7 +24,7 @@ WASP18_TIC = 100100827
 
 
 # Fixtures that start the service as its own process: a test using one is marked `process`.
-PROCESS_FIXTURES = {"running_service", "fuzz_service"}
+PROCESS_FIXTURES = {"running_service", "fuzz_service", "browser_service", "browser"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
