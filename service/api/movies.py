@@ -75,7 +75,13 @@ MovieFormatParam = Annotated[
 MOVIE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: binary_answer("The movie.", "image/gif", "video/mp4"),
     202: {"description": "The cutout is still being fetched: poll `Location` (/jobs/{id}).", "model": JobView},
-    **problem_responses(404, 422, *UPSTREAM_PROBLEMS),
+    206: binary_answer(
+        "The bytes one `Range` header asked for (`Content-Range` says which): how a browser's video player "
+        "seeks, and a download resumes.",
+        "image/gif",
+        "video/mp4",
+    ),
+    **problem_responses(404, 416, 422, *UPSTREAM_PROBLEMS),
 }
 FRAME_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: binary_answer("The frame.", "image/png"),
@@ -149,7 +155,10 @@ MOVIE_DESCRIPTION = (
     "An animated GIF (or MP4) of the cutout frames from the one nearest `start` to the one nearest `end`, "
     "inclusive, of the sector that covers the window (or `sector=`). Each frame shows its time (BTJD) and "
     "cadence, a marker on the target's pixel, and a red flag when its QUALITY is non-zero. Rendered once, then "
-    "served from the cache; a window whose cutout is not cached yet follows the cutout's wait/202/job rules."
+    "served from the cache; a window whose cutout is not cached yet follows the cutout's wait/202/job rules. "
+    "A cached movie is served with `Accept-Ranges: bytes`: one `Range` (`bytes=a-b`, `bytes=a-`, `bytes=-n`) is "
+    "answered 206 with those bytes, so a browser can play an MP4 while it downloads and seek in it; several "
+    "ranges get the whole movie, and a range past its end is 416."
 )
 
 
