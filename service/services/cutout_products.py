@@ -82,7 +82,11 @@ def outside_sector(exc: WindowOutsideSector, sector: int) -> InvalidRequest:
         f"BTJD {exc.start_btjd}–{exc.end_btjd} holds no frame of sector {sector}, whose frames span BTJD "
         f"{exc.first_btjd:.4f}–{exc.last_btjd:.4f}; pass a window that overlaps them, or sector= for another "
         "sector.",
-        extensions={"sector": sector, "sector_start_btjd": exc.first_btjd, "sector_end_btjd": exc.last_btjd},
+        extensions={
+            "sector": sector,
+            "sector_start_btjd": round(exc.first_btjd, 5),
+            "sector_end_btjd": round(exc.last_btjd, 5),
+        },
     )
 
 
