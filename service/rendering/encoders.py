@@ -12,7 +12,7 @@ import itertools
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,23 +93,44 @@ MP4_THREADS = 4
 _X264_PARAMS = "cabac=1"
 
 
-def _pal8_palette(image: Image.Image) -> bytes:
-    """Return a "P" image's palette as ffmpeg's rawvideo pal8 reads it after each frame's pixels.
+# BT.601 in limited ("TV") range, as ffmpeg converts RGB when nothing else is said, and so tagged in the stream:
+# rows are (R, G, B) weights of Y, Cb, Cr for components in 0..1, and the offsets.
+_BT601 = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
+_BT601_OFFSETS = np.array([16.0, 128.0, 128.0])
+_BT601_TAGS = ("-colorspace", "smpte170m", "-color_range", "tv")
 
-    That is 256 native-endian 0xAARRGGBB words (opaque here): rawvideo's pal8 frame is the pixels, then the palette.
+
+def yuv_tables(palette_rgb: Sequence[int]) -> tuple[bytes, bytes, bytes]:
+    """Return the Y, Cb and Cr of each palette entry as three 256-byte tables for `bytes.translate`.
+
+    ``palette_rgb`` is a "P" image's palette, R, G, B of each entry in turn; missing entries are black.
     """
-    rgb = np.zeros((256, 3), dtype=np.uint32)
-    entries = np.asarray(image.getpalette("RGB") or [], dtype=np.uint32).reshape(-1, 3)[:256]
+    rgb = np.zeros((256, 3), dtype=np.float64)
+    entries = np.asarray(palette_rgb, dtype=np.float64).reshape(-1, 3)[:256]
     rgb[: len(entries)] = entries
-    words = (0xFF << 24) | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
-    return words.astype("=u4").tobytes()
+    ycbcr = np.clip(np.rint(rgb / 255.0 @ _BT601.T + _BT601_OFFSETS), 0, 255).astype(np.uint8)
+    y, cb, cr = (ycbcr[:, k].tobytes() for k in range(3))
+    return y, cb, cr
+
+
+def yuv420_frame(image: Image.Image, tables: tuple[bytes, bytes, bytes]) -> bytes:
+    """Return a "P" frame as planar YUV 4:2:0 (rawvideo yuv420p): Y of every pixel, then Cb and Cr at half size.
+
+    A palette lookup per byte (`bytes.translate`), no arithmetic per pixel. Each 2×2 block's chroma is that of its
+    top-left pixel rather than the block's mean: on a movie's canvas the frame's pixels are whole blocks on the
+    8-px grid (`canvas.Layout.grid_px`) and the annotations are white or black (no chroma), so it is the same but
+    for a one-pixel fringe at odd scales; and it costs a strided copy instead of arithmetic on every pixel.
+    """
+    y, cb, cr = tables
+    corners = np.asarray(image)[::2, ::2].tobytes()
+    return image.tobytes().translate(y) + corners.translate(cb) + corners.translate(cr)
 
 
 def encode_mp4(images: Iterator[Image.Image], size: tuple[int, int], fps: float) -> bytes:
     """Write "P" frames of ``size`` (even width and height) as an H.264 mp4 at ``fps`` (yuv420p, faststart).
 
-    Deterministic: the same frames give the same bytes. Frames go to ffmpeg as they are, one byte a pixel with the
-    palette after each (rawvideo pal8), and ffmpeg turns them into YUV: no RGB copy of a frame is made here.
+    Deterministic: the same frames give the same bytes. Frames go to ffmpeg already in YUV (`yuv420_frame`): no
+    RGB copy of a frame is made, and ffmpeg converts nothing, x264 takes them as they come.
     Raises RuntimeError("mp4 needs imageio-ffmpeg") when ffmpeg is not there.
     """
     if _FFMPEG is None:
@@ -120,7 +141,7 @@ def encode_mp4(images: Iterator[Image.Image], size: tuple[int, int], fps: float)
         writer = _FFMPEG.write_frames(
             str(path),
             size,
-            pix_fmt_in="pal8",
+            pix_fmt_in="yuv420p",
             fps=fps,
             codec="libx264",
             pix_fmt_out="yuv420p",
@@ -131,20 +152,21 @@ def encode_mp4(images: Iterator[Image.Image], size: tuple[int, int], fps: float)
             # version strings, the same bytes every time.
             output_params=[
                 *("-preset", "ultrafast", "-x264-params", _X264_PARAMS, "-crf", str(MP4_CRF)),
-                *("-g", str(MP4_KEYFRAME_INTERVAL), "-threads", str(MP4_THREADS)),
+                *("-g", str(MP4_KEYFRAME_INTERVAL), "-threads", str(MP4_THREADS), *_BT601_TAGS),
                 *("-movflags", "+faststart", "-fflags", "+bitexact"),
             ],
         )
         writer.send(None)
-        palette: tuple[list[int] | None, bytes] = (None, b"")
+        palette: list[int] | None = None
+        tables = (b"", b"", b"")
         try:
             for image in images:
                 if image.mode != "P":
                     raise ValueError(f"encode_mp4 takes palette (P) frames, not {image.mode!r}.")
                 colors = image.getpalette("RGB")
-                if colors != palette[0]:  # every frame of a movie shares one palette: converted once
-                    palette = (colors, _pal8_palette(image))
-                writer.send(image.tobytes() + palette[1])
+                if colors != palette:  # every frame of a movie shares one palette: converted once
+                    palette, tables = colors, yuv_tables(colors or [])
+                writer.send(yuv420_frame(image, tables))
         finally:
             writer.close()
         return path.read_bytes()
