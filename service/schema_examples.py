@@ -107,6 +107,9 @@ EXAMPLE_DIAGNOSIS: dict[str, Any] = {
     "size_px": 50,
     "start_btjd": 1334.0,
     "end_btjd": 1335.0,
+    "requested_start_btjd": 1334.0,
+    "requested_end_btjd": 1335.0,
+    "clamped": None,
     "verdict": "moving_object",
     "confidence": 0.983,
     "explanation": "A source moving 35 arcsec/h crosses the aperture pixels, 2.5 px from the target at BTJD "

@@ -156,8 +156,20 @@ class DiagnosisDocument(BaseModel):
     dec_deg: float = Field(description="The cutout's centre, Dec degrees.")
     sector: int = Field(description="The sector of the cutout.")
     size_px: int = Field(description="The cutout's side, pixels.")
-    start_btjd: float = Field(description="The window's start, BTJD.")
-    end_btjd: float = Field(description="The window's end, BTJD.")
+    start_btjd: float = Field(
+        description="The start of the window diagnosed, BTJD: the requested start, or the sector's first frame "
+        "when the request reached before it."
+    )
+    end_btjd: float = Field(
+        description="The end of the window diagnosed, BTJD: the requested end, or the sector's last frame when the "
+        "request reached past it."
+    )
+    requested_start_btjd: float = Field(description="The window's start as requested, BTJD.")
+    requested_end_btjd: float = Field(description="The window's end as requested, BTJD.")
+    clamped: Literal["start", "end", "both"] | None = Field(
+        description="Which ends of the requested window reached past the sector's frames and were cut to them "
+        "(`start`, `end`, `both`); null when the window lies within the sector."
+    )
     verdict: Verdict = Field(
         description="on_target (the target changed), off_target (a neighbour did), moving_object (a source "
         "crossed), scattered_light (the sky changed smoothly), systematics (flagged frames, nothing in the good "

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 from astropy.io import fits
@@ -223,6 +223,54 @@ def describe_tpf(source: Path | BinaryIO, ra_deg: float, dec_deg: float) -> dict
         }
 
 
+class WindowOutsideSector(ValueError):
+    """The requested window holds no frame of the cutout: it ends before the first frame or starts after the last."""
+
+    def __init__(self, start_btjd: float, end_btjd: float, first_btjd: float, last_btjd: float) -> None:
+        self.start_btjd, self.end_btjd, self.first_btjd, self.last_btjd = start_btjd, end_btjd, first_btjd, last_btjd
+        super().__init__(
+            f"BTJD {start_btjd}–{end_btjd} holds no frame of this sector, whose frames span "
+            f"BTJD {first_btjd:.4f}–{last_btjd:.4f}."
+        )
+
+
+Clamped = Literal["start", "end", "both"]
+
+
+@dataclass(frozen=True)
+class ClampedWindow:
+    """A requested window, and the part of it inside the sector's frames (what is shown and diagnosed)."""
+
+    requested_start_btjd: float
+    requested_end_btjd: float
+    start_btjd: float
+    end_btjd: float
+    sector_range_btjd: tuple[float, float]  # the first and last frame times
+
+    @property
+    def clamped(self) -> Clamped | None:
+        """Return which ends of the window were moved onto the sector's frames, or None."""
+        start = self.start_btjd != self.requested_start_btjd
+        end = self.end_btjd != self.requested_end_btjd
+        return "both" if start and end else "start" if start else "end" if end else None
+
+
+def clamp_window(
+    start_btjd: float, end_btjd: float, first_btjd: float, last_btjd: float, slack_days: float = 0.0
+) -> ClampedWindow:
+    """Return the window cut to the sector's frames, ``first``…``last``; `WindowOutsideSector` if none is in it.
+
+    A window reaching past the first or last frame (a box drawn wider than the sector) is cut there. One wholly
+    outside is refused, unless it is within ``slack_days`` of an edge: then it is that edge's instant (the nearest
+    frame rule of movies and frames allows one cadence of slack).
+    """
+    if end_btjd < first_btjd - slack_days or start_btjd > last_btjd + slack_days:
+        raise WindowOutsideSector(start_btjd, end_btjd, first_btjd, last_btjd)
+    start = min(max(start_btjd, first_btjd), last_btjd)
+    end = max(min(end_btjd, last_btjd), first_btjd)
+    return ClampedWindow(start_btjd, end_btjd, start, end, (first_btjd, last_btjd))
+
+
 @dataclass(frozen=True)
 class FrameWindow:
     """The frames of a cutout between two times, with what a movie needs to annotate them."""
@@ -232,11 +280,7 @@ class FrameWindow:
     cadence: np.ndarray  # CADENCENO, or the frame index where TESScut writes 0
     quality: np.ndarray
     target_xy: tuple[float, float] | None
-    sector_range_btjd: tuple[float, float]
-
-
-class WindowOutsideSector(ValueError):
-    """The requested window is not inside the cutout's time range."""
+    window: ClampedWindow
 
 
 def read_window(
@@ -244,8 +288,9 @@ def read_window(
 ) -> FrameWindow:
     """Return the frames from the one nearest ``start`` to the one nearest ``end``, inclusive (the tutorial's rule).
 
-    Only those rows are read. Raises `WindowOutsideSector` when the window is not within the cutout's time range
-    (one cadence of slack at each end) and `ValueError` when it holds more than ``max_frames`` frames.
+    Only those rows are read. A window reaching past the sector's first or last frame is cut there (`clamp_window`,
+    with one cadence of slack); raises `WindowOutsideSector` when it holds no frame of the sector, and
+    `ValueError` when it holds more than ``max_frames`` frames.
     """
     # memmap on files (a path or a real file handle): only the rows read are paged in, however big the cutout.
     with fits.open(source, memmap=not isinstance(source, io.BytesIO), lazy_load_hdus=True) as hdus:
@@ -256,16 +301,15 @@ def read_window(
             raise ValueError("this cutout has no frame with a valid TIME")
         first, last = float(time[finite].min()), float(time[finite].max())
         slack = float(np.median(np.diff(time[finite]))) if finite.sum() > 1 else 0.0
-        if start_btjd < first - slack or end_btjd > last + slack:
-            raise WindowOutsideSector(
-                f"BTJD {start_btjd}–{end_btjd} is not within this sector's frames, BTJD {first:.4f}–{last:.4f}."
-            )
+        window = clamp_window(start_btjd, end_btjd, first, last, slack)
         searchable = np.where(finite, time, np.inf)
-        begin = int(np.argmin(np.abs(searchable - start_btjd)))
-        end = int(np.argmin(np.abs(searchable - end_btjd)))
+        begin = int(np.argmin(np.abs(searchable - window.start_btjd)))
+        end = int(np.argmin(np.abs(searchable - window.end_btjd)))
         count = end - begin + 1
         if count > max_frames:
-            raise ValueError(f"BTJD {start_btjd}–{end_btjd} holds {count} frames, more than the {max_frames} allowed.")
+            raise ValueError(
+                f"BTJD {window.start_btjd}–{window.end_btjd} holds {count} frames, more than the {max_frames} allowed."
+            )
         rows = slice(begin, end + 1)
         cadence = np.asarray(pixels["CADENCENO"][rows], dtype=np.int64)
         if not cadence.any():
@@ -276,5 +320,5 @@ def read_window(
             cadence=cadence,
             quality=np.asarray(pixels["QUALITY"][rows], dtype=np.int64),
             target_xy=target_pixel(hdus, ra_deg, dec_deg),
-            sector_range_btjd=(first, last),
+            window=window,
         )

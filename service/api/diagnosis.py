@@ -35,7 +35,9 @@ Start = Annotated[
     described(
         "Window start, BTJD (BJD − 2457000). The window is compared with reference frames before and after it "
         "(from 0.75 to 1.75 window lengths away, at least 3 h); it may be at most "
-        "TESS_SERVICE_DIAGNOSIS_MAX_WINDOW_DAYS long (2 days by default; 422 otherwise).",
+        "TESS_SERVICE_DIAGNOSIS_MAX_WINDOW_DAYS long (2 days by default; 422 otherwise). A window reaching past the "
+        "sector's first or last frame is cut to the frames there are (`clamped` says so); one with no frame of "
+        "the sector in it is a 422.",
         ("mover", "The day of the 'weird' dip", 1334.0),
         **BTJD_RANGE,
     ),

@@ -7,9 +7,7 @@ as `InvalidRequest`, an unknown route as `NotFound`, other HTTP errors with thei
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,19 +15,11 @@ from starlette.responses import Response
 
 from service.errors import InvalidRequest, NotFound, ServiceError
 from service.infra.observability import REQUEST_ID_HEADER, current_request_id
-from service.infra.problem_json import PROBLEM_MEDIA_TYPE, Problem
+from service.infra.problem_json import Problem, problem_response
 from service.problem_documents import error_body, status_of
 
 # The logger keeps the name it had when the handlers lived in service/errors.py: log filters and alerts use it.
 log = logging.getLogger("service.errors")
-
-
-def problem_response(body: dict[str, Any]) -> Response:
-    """Send a problem document as ``application/problem+json``; errors are never cached by anyone."""
-    headers = {"Cache-Control": "no-store"}
-    if body.get("retry_after_s") is not None:
-        headers["Retry-After"] = str(body["retry_after_s"])
-    return Response(orjson.dumps(body), status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 async def _service_error(request: Request, exc: Exception) -> Response:

@@ -8,9 +8,8 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from service import __version__
-from service.api.errors import problem_response
 from service.deps import ServicesDep
-from service.infra.problem_json import Problem
+from service.infra.problem_json import Problem, problem_response
 from service.schemas import EXAMPLE_READY_CHECKS, Health, Ready
 
 router = APIRouter(tags=["operations"])

@@ -13,7 +13,15 @@ from service.api.params import BTJD_RANGE, End, Start, check_window, described, 
 from service.api.problems import UPSTREAM_PROBLEMS, binary_answer, problem_responses
 from service.errors import InvalidRequest
 from service.schemas import JobView
-from service.services.movies import ALLOWED_CMAPS, FRAME, MOVIE, MP4_AVAILABLE, MovieParams, MovieStyle
+from service.services.movies import (
+    ALLOWED_CMAPS,
+    FRAME,
+    MOVIE,
+    MP4_AVAILABLE,
+    WINDOW_HEADER,
+    MovieParams,
+    MovieStyle,
+)
 
 router = APIRouter(tags=["Movies and images"])
 
@@ -72,10 +80,28 @@ MovieFormatParam = Annotated[
     ),
 ]
 
+WINDOW_HEADER_DOC: dict[str, Any] = {
+    WINDOW_HEADER: {
+        "description": "Which frames the movie holds: `start` and `end`, the times (BTJD) of its first and last "
+        "frames; `frames`, how many; `clamped`, which ends of the requested window reached past the sector's "
+        "frames and were cut to them (`start`, `end`, `both` or `none`); `requested-start` and `requested-end`, "
+        "the window as asked.",
+        "schema": {"type": "string"},
+        "example": "start=1325.32854; end=1353.16206; frames=1282; clamped=both; requested-start=1325.3; "
+        "requested-end=1353.2",
+    }
+}
 MOVIE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: binary_answer("The movie.", "image/gif", "video/mp4"),
+    200: binary_answer("The movie.", "image/gif", "video/mp4") | {"headers": WINDOW_HEADER_DOC},
     202: {"description": "The cutout is still being fetched: poll `Location` (/jobs/{id}).", "model": JobView},
-    **problem_responses(404, 422, *UPSTREAM_PROBLEMS),
+    206: binary_answer(
+        "The bytes one `Range` header asked for (`Content-Range` says which): how a browser's video player "
+        "seeks, and a download resumes.",
+        "image/gif",
+        "video/mp4",
+    )
+    | {"headers": WINDOW_HEADER_DOC},
+    **problem_responses(404, 416, 422, *UPSTREAM_PROBLEMS),
 }
 FRAME_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: binary_answer("The frame.", "image/png"),
@@ -147,9 +173,14 @@ FrameParamsDep = Annotated[MovieParams, Depends(frame_params)]
 
 MOVIE_DESCRIPTION = (
     "An animated GIF (or MP4) of the cutout frames from the one nearest `start` to the one nearest `end`, "
-    "inclusive, of the sector that covers the window (or `sector=`). Each frame shows its time (BTJD) and "
+    "inclusive, of the sector that covers the window (or `sector=`). A window reaching past the sector's first or "
+    "last frame (a box drawn wider than the sector) is cut to the frames there are, and the `TESS-Window` header "
+    "says so; only a window with no frame of the sector in it is a 422. Each frame shows its time (BTJD) and "
     "cadence, a marker on the target's pixel, and a red flag when its QUALITY is non-zero. Rendered once, then "
-    "served from the cache; a window whose cutout is not cached yet follows the cutout's wait/202/job rules."
+    "served from the cache; a window whose cutout is not cached yet follows the cutout's wait/202/job rules. "
+    "A cached movie is served with `Accept-Ranges: bytes`: one `Range` (`bytes=a-b`, `bytes=a-`, `bytes=-n`) is "
+    "answered 206 with those bytes, so a browser can play an MP4 while it downloads and seek in it; several "
+    "ranges get the whole movie, and a range past its end is 416."
 )
 
 

@@ -29,6 +29,13 @@ _EXAMPLES: dict[int, tuple[str, dict[str, Any]]] = {
             "candidates": ["s0001-s0001:TCE_1", "s0001-s0003:TCE_1"],
         },
     ),
+    416: (
+        "The `Range` header asks only for bytes past the end; `Content-Range: bytes */{length}` gives the length.",
+        {
+            "title": "Range Not Satisfiable",
+            "detail": "No byte of the range 'bytes=90000-' is in this answer of 81867 bytes.",
+        },
+    ),
     422: (
         "A parameter is malformed or out of range.",
         {"title": "Invalid request", "detail": "path parameter 'tic_id': String should match pattern '^[0-9]{1,11}$'"},

@@ -68,14 +68,21 @@ class CachedBody:
         with self.file:
             return self.file.read()
 
-    def chunks(self) -> Generator[bytes, None, None]:
-        """Yield the payload in chunks (blocking when file-backed); closes the file at the end."""
+    def chunks(self, first: int = 0, length: int | None = None) -> Generator[bytes, None, None]:
+        """Yield the payload, or ``length`` bytes of it from byte ``first``, in chunks; closes the file at the end.
+
+        Blocking when file-backed: the file is read from ``first`` (a seek), a chunk at a time, never whole.
+        """
         if self.data is not None:
-            yield self.data
+            whole = first == 0 and (length is None or length >= len(self.data))
+            yield self.data if whole else self.data[first : None if length is None else first + length]
             return
         assert self.file is not None
         with self.file:
-            while chunk := self.file.read(STREAM_CHUNK_BYTES):
+            self.file.seek(first)
+            remaining = self.meta.size - first if length is None else length
+            while remaining > 0 and (chunk := self.file.read(min(STREAM_CHUNK_BYTES, remaining))):
+                remaining -= len(chunk)
                 yield chunk
 
     def close(self) -> None:

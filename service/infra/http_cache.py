@@ -1,7 +1,8 @@
-"""HTTP caching semantics for cached bodies: strong ETags, ``If-None-Match`` → 304, ``X-Cache``, stale marking."""
+"""HTTP semantics for cached bodies: strong ETags, ``If-None-Match`` → 304, a ``Range`` → 206, ``X-Cache``, stale."""
 
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
+from typing import Literal
 
 import anyio
 from starlette.datastructures import MutableHeaders
@@ -9,8 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.infra.byte_ranges import UNSATISFIABLE, ByteRange, if_range_holds, requested_range
 from service.infra.cache import CachedBody
 from service.infra.head import is_head_request
+from service.infra.problem_json import Problem, problem_response
 from service.infra.threads import Limiters, run_blocking
 
 # RFC 9111 obsoletes Warning, but caches and clients still read it; 111 because revalidating (refetching) failed.
@@ -85,8 +88,8 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return etag.removeprefix("W/") in candidates
 
 
-async def _stream(body: CachedBody, limiters: Limiters) -> AsyncIterator[bytes]:
-    chunks = body.chunks()
+async def _stream(body: CachedBody, limiters: Limiters, part: ByteRange | None = None) -> AsyncIterator[bytes]:
+    chunks = body.chunks() if part is None else body.chunks(part.first, part.length)
     try:
         while chunk := await run_blocking(next, chunks, None, limiter=limiters.io):
             yield chunk
@@ -106,12 +109,16 @@ def cached_response(
     immutable: bool = False,
     max_age_cap_s: int | None = None,
 ) -> Response:
-    """Answer ``request`` with ``body``: 304 when the client's copy is current, else the payload.
+    """Answer ``request`` with ``body``: 304 when the client's copy is current, 206 for one range, else the payload.
 
     ``immutable`` marks answers that can never change for this URL (e.g. a cutout of a named sector);
     ``max_age_cap_s`` shortens client caching of answers that depend on something fresher than the entry (e.g.
     "the latest sector", which changes when the sector list does). A stale body (served because upstream failed)
     is marked so, with ``max-age=0``, whatever the other arguments say.
+
+    Ranges (``Accept-Ranges: bytes``, what a browser needs to seek a ``<video>``): one range of a GET is answered
+    206 with only its bytes, read from the file at its offset; a range past the end is 416; several ranges, or an
+    ``If-Range`` that does not match the ETag, get the whole payload (see `byte_ranges`).
     """
     meta = body.meta
     max_age = meta.max_age_s() if max_age_cap_s is None else min(meta.max_age_s(), max_age_cap_s)
@@ -128,11 +135,42 @@ def cached_response(
     if etag_matches(request.headers.get("if-none-match"), meta.etag):
         body.close()
         return Response(status_code=304, headers=headers)
+    headers["Accept-Ranges"] = "bytes"
     if is_head_request(request.scope):
         body.close()  # the headers are the whole answer: do not read the file
         headers["Content-Length"] = str(meta.size)
         return Response(status_code=200, media_type=meta.media_type, headers=headers)
+    part = _range_asked(request, meta.etag, meta.size)
+    if part == UNSATISFIABLE:
+        body.close()
+        return _range_not_satisfiable(request, meta.size)
+    if isinstance(part, ByteRange):
+        headers["Content-Range"] = part.content_range
+        if body.data is not None:
+            return Response(body.data[part.first : part.last + 1], 206, headers, meta.media_type)
+        headers["Content-Length"] = str(part.length)
+        return StreamingResponse(_stream(body, limiters, part), 206, headers, meta.media_type)
     if body.data is not None:
         return Response(body.data, media_type=meta.media_type, headers=headers)
     headers["Content-Length"] = str(meta.size)
     return StreamingResponse(_stream(body, limiters), media_type=meta.media_type, headers=headers)
+
+
+def _range_asked(request: Request, etag: str, size: int) -> ByteRange | Literal["unsatisfiable"] | None:
+    """Return the range to serve, `UNSATISFIABLE`, or None (the whole payload)."""
+    if not if_range_holds(request.headers.get("if-range"), etag):
+        return None
+    return requested_range(request.headers.get("range"), size)
+
+
+def _range_not_satisfiable(request: Request, size: int) -> Response:
+    response = problem_response(
+        Problem(
+            status=416,
+            title="Range Not Satisfiable",
+            slug="range-not-satisfiable",
+            detail=f"No byte of the range {request.headers.get('range')!r} is in this answer of {size} bytes.",
+        ).body(request.url.path)
+    )
+    response.headers["Content-Range"] = f"bytes */{size}"
+    return response

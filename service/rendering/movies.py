@@ -118,7 +118,7 @@ def render_movie(
         raise RuntimeError("mp4 needs imageio-ffmpeg")
     low, high = _limits(cube, style)
     indices = to_palette_indices(cube, low, high, style.stretch)
-    canvas = Canvas.build(cube.shape[1:], target_xy, title, (low, high), _layout(style, even=fmt == "mp4"))
+    canvas = Canvas.build(cube.shape[1:], target_xy, title, (low, high), _layout(style, video=fmt == "mp4"))
     palette = palette_rgb(style.cmap).tobytes()
     images = (
         canvas.draw(indices[i], _frame_label(i, float(times[i]), int(cadence_numbers[i])), int(flags[i]), palette)
@@ -145,7 +145,7 @@ def render_frame_png(
     cube = image[np.newaxis]
     low, high = _limits(cube, style)
     indices = to_palette_indices(cube, low, high, style.stretch)
-    canvas = Canvas.build(image.shape, target_xy, title, (low, high), _layout(style, even=False))
+    canvas = Canvas.build(image.shape, target_xy, title, (low, high), _layout(style, video=False))
     drawn = canvas.draw(
         indices[0], _frame_label(0, float(time_btjd), int(cadence)), int(quality), palette_rgb(style.cmap).tobytes()
     )
@@ -179,8 +179,11 @@ def _limits(cube: npt.NDArray[np.floating[Any]], style: MovieStyle) -> tuple[flo
     return low, high
 
 
-def _layout(style: MovieStyle, *, even: bool) -> Layout:
-    return Layout(scale=style.scale, annotate=style.annotate, colorbar=style.colorbar, even=even)
+def _layout(style: MovieStyle, *, video: bool) -> Layout:
+    # A video's frame goes on H.264's 8-px block grid (see `Layout`); GIFs and PNGs keep the tight layout.
+    return Layout(
+        scale=style.scale, annotate=style.annotate, colorbar=style.colorbar, even=video, grid_px=8 if video else 1
+    )
 
 
 def _frame_label(index: int, time_btjd: float, cadence: int) -> str:

@@ -95,6 +95,16 @@ def estimated_sector_middle_btjd(sector: int) -> float:
     return SECTOR_1_START_BTJD + (sector - 1) * SECTOR_SPACING_DAYS + SECTOR_SPACING_DAYS / 2
 
 
+def estimated_sector_span_btjd(sector: int, margin_days: float = 0.0) -> tuple[float, float]:
+    """Return the approximate first and last times of a sector in BTJD, widened by ``margin_days`` each side.
+
+    For estimates made before the cutout is read (how many frames a window holds); the cutout's own times rule.
+    """
+    middle = estimated_sector_middle_btjd(sector)
+    half = SECTOR_SPACING_DAYS / 2 + margin_days
+    return middle - half, middle + half
+
+
 def sectors_json(hits: list[SectorCcd]) -> list[dict[str, Any]]:
     """Return the public JSON shape of sector hits."""
     return [{"sector": h.sector, "camera": h.camera, "ccd": h.ccd, "name": h.name} for h in hits]

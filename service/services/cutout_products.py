@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Generic, TypeVar
 
-from service.errors import InsufficientStorage
+from service.errors import InsufficientStorage, InvalidRequest
 from service.infra.threads import Admission, run_blocking
 from service.services.answers import Answer, Found, Planned, SlowWork
 from service.services.artifacts import Artifact
@@ -31,6 +31,7 @@ from service.services.pools import overloaded_when_full
 from service.services.targets import Target
 from service.services.tce_products import Made
 from service.services.workshop import Workshop
+from service.tpf import WindowOutsideSector
 
 Q = TypeVar("Q")
 
@@ -73,6 +74,20 @@ class CutoutAsk(Generic[Q]):
     def key(self) -> str:
         """Return the cache key: the product's identity, the cutout's key and the parameters."""
         return self.product.product.key(self.plan.fits_key, self.params)
+
+
+def outside_sector(exc: WindowOutsideSector, sector: int) -> InvalidRequest:
+    """Return the 422 of a window that holds no frame of the sector: it names the sector's time span."""
+    return InvalidRequest(
+        f"BTJD {exc.start_btjd}–{exc.end_btjd} holds no frame of sector {sector}, whose frames span BTJD "
+        f"{exc.first_btjd:.4f}–{exc.last_btjd:.4f}; pass a window that overlaps them, or sector= for another "
+        "sector.",
+        extensions={
+            "sector": sector,
+            "sector_start_btjd": round(exc.first_btjd, 5),
+            "sector_end_btjd": round(exc.last_btjd, 5),
+        },
+    )
 
 
 def cutout_url(cutout_path: str, plan: CutoutPlan) -> str:

@@ -25,7 +25,7 @@ from service.science import diagnosis as science
 from service.science import known_objects, photometry, pixels, tracks
 from service.science.known_objects import PredictedPath
 from service.services import window_pixels
-from service.services.cutout_products import CutoutProduct, RenderLimits
+from service.services.cutout_products import CutoutProduct, RenderLimits, outside_sector
 from service.services.cutouts import CutoutPlan
 from service.services.ffi_lightcurves import JSON_MEDIA_TYPE as JSON_MEDIA_TYPE  # re-exported for the routes
 from service.services.ffi_lightcurves import cutout_link
@@ -82,12 +82,23 @@ class Diagnosed:
     result: science.Diagnosis
 
 
-def _diagnose(source: BinaryIO, plan: CutoutPlan, start: float, end: float, limits: RenderLimits) -> Diagnosed:
+def _read(source: BinaryIO, plan: CutoutPlan, start: float, end: float, limits: RenderLimits) -> WindowPixels:
+    """Return the window's pixels, cut to the sector's frames; 422 when it holds none."""
     target = plan.target
-    read = read_window_pixels(source, target.ra_deg, target.dec_deg, start, end, limits.max_frames)
-    x, y = read.series.target_xy
     try:
-        result = science.diagnose(read.series, start, end, north_pa_deg=read.sky.north_pa_deg(x, y))
+        return read_window_pixels(source, target.ra_deg, target.dec_deg, start, end, limits.max_frames)
+    except tpf.WindowOutsideSector as exc:
+        raise outside_sector(exc, plan.sector) from exc
+
+
+def _diagnose(source: BinaryIO, plan: CutoutPlan, start: float, end: float, limits: RenderLimits) -> Diagnosed:
+    read = _read(source, plan, start, end, limits)
+    x, y = read.series.target_xy
+    window = read.window
+    try:
+        result = science.diagnose(
+            read.series, window.start_btjd, window.end_btjd, north_pa_deg=read.sky.north_pa_deg(x, y)
+        )
     except ValueError as exc:
         raise InvalidRequest(f"This window cannot be diagnosed: {exc}.") from exc
     return Diagnosed(read, result)
@@ -270,7 +281,7 @@ def _links(plan: CutoutPlan, start: float, end: float) -> dict[str, str]:
 def make_diagnosis(source: BinaryIO, plan: CutoutPlan, params: DiagnosisParams, limits: RenderLimits) -> Made:
     """Return the diagnosis of the window as JSON (`DiagnosisDocument`)."""
     diagnosed = _diagnose(source, plan, params.start_btjd, params.end_btjd, limits)
-    result, series = diagnosed.result, diagnosed.pixels.series
+    result, series, window = diagnosed.result, diagnosed.pixels.series, diagnosed.pixels.window
     event_btjd = _event_epoch(result)
     bodies = known_bodies(params.surroundings.known, diagnosed)
     flags = result.background.flags_in_window
@@ -282,8 +293,11 @@ def make_diagnosis(source: BinaryIO, plan: CutoutPlan, params: DiagnosisParams, 
         "dec_deg": target.dec_deg,
         "sector": plan.sector,
         "size_px": plan.size_px,
-        "start_btjd": params.start_btjd,
-        "end_btjd": params.end_btjd,
+        "start_btjd": window.start_btjd,
+        "end_btjd": window.end_btjd,
+        "requested_start_btjd": window.requested_start_btjd,
+        "requested_end_btjd": window.requested_end_btjd,
+        "clamped": window.clamped,
         "verdict": judgement.verdict,
         "confidence": _r(judgement.confidence, 3),
         "explanation": _explanation(judgement, bodies),
@@ -298,6 +312,7 @@ def make_diagnosis(source: BinaryIO, plan: CutoutPlan, params: DiagnosisParams, 
             "flagged_frames": result.background.flagged_in_window,
         },
         "known_objects": _known_json(params.surroundings.known, bodies, event_btjd),
+        # The requested window, as the client's own requests for the pictures name it: the same cache entries.
         "links": _links(plan, params.start_btjd, params.end_btjd),
     }
     return Made(DIAGNOSIS.product.json_body(document), JSON_MEDIA_TYPE)
@@ -327,7 +342,7 @@ def _who(plan: CutoutPlan) -> str:
 def make_picture(source: BinaryIO, plan: CutoutPlan, params: DiagnosisParams, limits: RenderLimits) -> Made:
     """Return the PNG: reference mean, in-event mean and difference image, with the evidence marked."""
     diagnosed = _diagnose(source, plan, params.start_btjd, params.end_btjd, limits)
-    result, series = diagnosed.result, diagnosed.pixels.series
+    result, series, window = diagnosed.result, diagnosed.pixels.series, diagnosed.pixels.window
     levels = science.background_levels(series)
     flux = series.flux - levels[:, None, None]
     frames = result.frames
@@ -346,7 +361,7 @@ def make_picture(source: BinaryIO, plan: CutoutPlan, params: DiagnosisParams, li
         centroid_xy=result.difference.centroid_xy if result.difference is not None else None,
         track=result.track.points if result.track is not None else None,
         known=_marks(bodies, diagnosed),
-        title=f"{_who(plan)} · sector {plan.sector} · BTJD {params.start_btjd:.3f}–{params.end_btjd:.3f}",
+        title=f"{_who(plan)} · sector {plan.sector} · BTJD {window.start_btjd:.3f}–{window.end_btjd:.3f}",
         verdict=f"{judgement.verdict} ({judgement.confidence:.2f}): {_explanation(judgement, bodies)}",
     )
     try:
@@ -357,10 +372,7 @@ def make_picture(source: BinaryIO, plan: CutoutPlan, params: DiagnosisParams, li
 
 def make_pixels(source: BinaryIO, plan: CutoutPlan, params: PixelsParams, limits: RenderLimits) -> Made:
     """Return the PNG of the light curves of the pixels within ``radius`` of the target's pixel."""
-    target = plan.target
-    read = read_window_pixels(
-        source, target.ra_deg, target.dec_deg, params.start_btjd, params.end_btjd, limits.max_frames
-    )
+    read = _read(source, plan, params.start_btjd, params.end_btjd, limits)
     series = read.series
     ny, nx = series.flux.shape[1:]
     column, row = (min(max(round(v), 0), n - 1) for v, n in zip(series.target_xy, (nx, ny), strict=True))
@@ -376,7 +388,7 @@ def make_pixels(source: BinaryIO, plan: CutoutPlan, params: PixelsParams, limits
         origin_xy=(c0, r0),
         aperture=series.aperture[r0:r1, c0:c1],
         target_xy=series.target_xy,
-        window=(params.start_btjd, params.end_btjd),
+        window=(read.window.start_btjd, read.window.end_btjd),
         flagged=(series.quality & pixels.FLAGGED_QUALITY) != 0,
         title=f"{_who(plan)} · sector {plan.sector} · pixels around the target",
     )
@@ -387,7 +399,7 @@ def make_pixels(source: BinaryIO, plan: CutoutPlan, params: PixelsParams, limits
 
 
 # The science, the reading and the rendering shape the bytes, so their source is part of the products' identity.
-_READING = (tpf, window_pixels, pixels, photometry)
+_READING = (tpf, window_pixels, pixels, photometry, _read)
 _SCIENCE = (*_READING, science, tracks, known_objects, _diagnose, known_bodies, predicted_path, _explanation)
 DIAGNOSIS = CutoutProduct(
     Product(

@@ -14,15 +14,21 @@ from service.rendering.movies import ALLOWED_CMAPS as ALLOWED_CMAPS  # re-export
 from service.rendering.movies import MP4_AVAILABLE as MP4_AVAILABLE
 from service.rendering.movies import FrameStack, render_frame_png, render_movie
 from service.rendering.movies import MovieStyle as MovieStyle
-from service.services.cutout_products import CutoutProduct, RenderLimits
+from service.services.cutout_plans import estimated_sector_span_btjd
+from service.services.cutout_products import CutoutProduct, RenderLimits, outside_sector
 from service.services.cutouts import CutoutPlan
 from service.services.identity import Product
+from service.services.tce_products import Made
 from service.tpf import FrameWindow, WindowOutsideSector, read_window
 
 # The routes take ALLOWED_CMAPS, MP4_AVAILABLE and MovieStyle from here (re-exported above with `as`): api imports
 # no rendering module.
 MovieFormat = Literal["gif", "mp4"]
 MOVIE_MEDIA_TYPES = {"gif": "image/gif", "mp4": "video/mp4"}
+# Every movie says which frames it holds, and whether the window asked for was cut to the sector's frames.
+WINDOW_HEADER = "TESS-Window"
+# The sector schedule drifts from its estimate (`estimated_sector_span_btjd`) by about this much in the first years.
+SCHEDULE_MARGIN_DAYS = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,12 +62,16 @@ def check_movie_size(plan: CutoutPlan, params: MovieParams, limits: RenderLimits
     """
     if params.format == "png":
         return
+    # The window as it will be cut to the sector's frames (`tpf.clamp_window`): before reading, to the sector's
+    # estimated span, so a box drawn wider than the sector is not refused for frames that do not exist.
+    first, last = estimated_sector_span_btjd(plan.sector, SCHEDULE_MARGIN_DAYS)
+    start, end = max(params.start_btjd, first), min(params.end_btjd, last)
     if frames is None:
-        span = (params.end_btjd - params.start_btjd) / ffi_cadence_days(plan.sector)
+        span = max(0.0, end - start) / ffi_cadence_days(plan.sector)
         frames = math.floor(span) + 1 if math.isfinite(span) else limits.max_frames + 1
     if frames > limits.max_frames:
         raise InvalidRequest(
-            f"BTJD {params.start_btjd}–{params.end_btjd} holds about {frames} frames in sector "
+            f"BTJD {start:.4f}–{end:.4f} holds about {frames} frames in sector "
             f"{plan.sector}, more than the {limits.max_frames} allowed; shorten the window."
         )
     side = _scaled_side(params.style, plan.size_px)
@@ -73,15 +83,18 @@ def check_movie_size(plan: CutoutPlan, params: MovieParams, limits: RenderLimits
         )
 
 
-def make_movie(source: BinaryIO, plan: CutoutPlan, params: MovieParams, limits: RenderLimits) -> tuple[bytes, str]:
-    """Read the frames of the window from the cutout and draw them (a movie, or one frame as PNG)."""
+def make_movie(source: BinaryIO, plan: CutoutPlan, params: MovieParams, limits: RenderLimits) -> Made:
+    """Read the frames of the window from the cutout and draw them (a movie, or one frame as PNG).
+
+    A window reaching past the sector's first or last frame is cut there; a movie says so in `WINDOW_HEADER`.
+    """
     target = plan.target
     try:
         window = read_window(
             source, target.ra_deg, target.dec_deg, params.start_btjd, params.end_btjd, limits.max_frames
         )
     except WindowOutsideSector as exc:
-        raise InvalidRequest(f"{exc} Pass sector= for another sector.") from exc
+        raise outside_sector(exc, plan.sector) from exc
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
     check_movie_size(plan, params, limits, len(window.time_btjd))
@@ -94,7 +107,23 @@ def make_movie(source: BinaryIO, plan: CutoutPlan, params: MovieParams, limits: 
             f"The movie would be {len(payload) / 2**20:.0f} MiB, over the {limits.max_output_bytes / 2**20:.0f} "
             "MiB limit; shorten the window or lower scale=."
         )
-    return payload, media_type
+    headers = {} if params.format == "png" else {WINDOW_HEADER: window_header(window)}
+    return Made(payload, media_type, headers)
+
+
+def window_header(window: FrameWindow) -> str:
+    """Return the `WINDOW_HEADER` of a movie of ``window``'s frames.
+
+    ``start=1325.32854; end=1353.16206; frames=1282; clamped=both; requested-start=1325.3; requested-end=1353.2``:
+    the times (BTJD) of the first and last frames shown, how many there are, which ends of the requested window
+    were cut to the sector's frames (``start``, ``end``, ``both`` or ``none``), and the window as requested.
+    """
+    times, cut = window.time_btjd, window.window
+    return (
+        f"start={float(times[0]):.5f}; end={float(times[-1]):.5f}; frames={len(times)}; "
+        f"clamped={cut.clamped or 'none'}; "
+        f"requested-start={cut.requested_start_btjd:g}; requested-end={cut.requested_end_btjd:g}"
+    )
 
 
 def _draw(plan: CutoutPlan, params: MovieParams, window: FrameWindow) -> tuple[bytes, str]:
@@ -119,7 +148,7 @@ def _window(params: MovieParams) -> tuple[float, float]:
 
 
 # The rendering modules (and the TPF reader) shape the bytes, so their source is part of the products' identity.
-_MAKERS = (movie_rendering, canvas, encoders, colormaps, tpf, make_movie, _draw)
+_MAKERS = (movie_rendering, canvas, encoders, colormaps, tpf, make_movie, window_header, _draw)
 MOVIE = CutoutProduct(
     Product("movie", tuple(MOVIE_MEDIA_TYPES.values()), _MAKERS, kind="render"),
     make=make_movie,

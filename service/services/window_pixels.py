@@ -74,15 +74,18 @@ class WindowPixels:
 
     series: PixelSeries
     sky: SkyFrame
-    sector_span_btjd: tuple[float, float]  # the cutout's first and last frame times
+    window: tpf.ClampedWindow  # the window asked for, cut to the sector's frames: what is diagnosed
     reference_image: np.ndarray  # (ny, nx) median of the span's good frames, e-/s
 
 
 def read_window_pixels(
     source: Path | BinaryIO, ra_deg: float, dec_deg: float, start_btjd: float, end_btjd: float, max_frames: int
 ) -> WindowPixels:
-    """Return the pixels the diagnosis of [start, end] needs; 422 when the sector cannot give them."""
-    low, high = frames_span(start_btjd, end_btjd)
+    """Return the pixels the diagnosis of [start, end] needs; 422 when the sector cannot give them.
+
+    A window reaching past the sector's first or last frame is cut there (`tpf.clamp_window`); one that holds no
+    frame raises `tpf.WindowOutsideSector` (past the sector's ends) or `InvalidRequest` (in a gap between frames).
+    """
     with fits.open(source, memmap=not isinstance(source, io.BytesIO), lazy_load_hdus=True) as hdus:
         time = tpf.scalar_column(source, hdus, "PIXELS", "TIME").astype(np.float64)
         quality = tpf.scalar_column(source, hdus, "PIXELS", "QUALITY").astype(np.int64)
@@ -90,12 +93,14 @@ def read_window_pixels(
         if not finite.any():
             raise InvalidRequest("This cutout has no frame with a valid TIME, so no window can be diagnosed.")
         first, last = float(time[finite].min()), float(time[finite].max())
-        in_window = finite & (time >= start_btjd) & (time <= end_btjd)
+        window = tpf.clamp_window(start_btjd, end_btjd, first, last)
+        in_window = finite & (time >= window.start_btjd) & (time <= window.end_btjd)
         if not in_window.any():
             raise InvalidRequest(
-                f"BTJD {start_btjd}–{end_btjd} holds no frame of this sector (BTJD {first:.4f}–{last:.4f}); "
-                "pass a window inside it, or sector= for another sector."
+                f"BTJD {start_btjd}–{end_btjd} holds no frame of this sector: it falls in a gap between its frames "
+                f"(BTJD {first:.4f}–{last:.4f}, with a gap for each data downlink); pass a window that holds frames."
             )
+        low, high = frames_span(window.start_btjd, window.end_btjd)
         rows = np.flatnonzero(finite & (time >= low) & (time <= high))
         if rows.size > max_frames:
             raise InvalidRequest(
@@ -114,6 +119,4 @@ def read_window_pixels(
     except ValueError as exc:
         raise InvalidRequest(f"This window cannot be diagnosed: {exc} (its pixels are off the CCD).") from exc
     series = PixelSeries(flux, time[rows], quality[rows], centre, aperture.mask)
-    return WindowPixels(
-        series, SkyFrame(wcs if wcs is not None and wcs.has_celestial else None), (first, last), reference
-    )
+    return WindowPixels(series, SkyFrame(wcs if wcs is not None and wcs.has_celestial else None), window, reference)

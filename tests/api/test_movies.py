@@ -121,7 +121,7 @@ async def test_cold_movie_without_waiting_gets_a_job(client, mast):
 @pytest.mark.parametrize(
     ("params", "words"),
     [
-        ({"start": 1300, "end": 1301, "sector": 1}, "not within this sector's frames, BTJD 1325."),
+        ({"start": 1300, "end": 1301, "sector": 1}, "holds no frame of sector 1, whose frames span BTJD 1325."),
         ({"start": 1335, "end": 1334}, "start (1335.0) is after end"),
         ({"start": 1326, "end": 1353, "size": 100, "scale": 32}, "too large"),
         ({"start": 1334, "end": 1335, "cmap": "jet_custom"}, "cmap 'jet_custom' is not offered"),

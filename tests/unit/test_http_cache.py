@@ -1,5 +1,6 @@
 import pytest
 
+from service.infra.byte_ranges import UNSATISFIABLE, ByteRange, if_range_holds, requested_range
 from service.infra.cache import DiskCache, strong_etag
 from service.infra.http_cache import etag_matches
 
@@ -45,4 +46,63 @@ def test_zero_ttl_entries_are_stale_but_kept(tmp_path):
     cache.put("k", b"v", media_type="text/plain", ttl_s=0)
     entry = cache.get("k")
     assert entry is not None and not entry.meta.is_fresh()
+    cache.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        (None, 100, None),
+        ("bytes=0-9", 100, (0, 9)),
+        ("bytes=90-", 100, (90, 99)),
+        ("bytes=-10", 100, (90, 99)),
+        ("bytes=-1000", 100, (0, 99)),
+        ("bytes=95-1000", 100, (95, 99)),
+        (" Bytes = 3-4 ", 100, (3, 4)),
+        ("bytes=100-", 100, UNSATISFIABLE),
+        ("bytes=100-200", 100, UNSATISFIABLE),
+        ("bytes=-0", 100, UNSATISFIABLE),
+        ("bytes=" + "9" * 5000 + "-", 100, UNSATISFIABLE),
+        ("bytes=0-" + "9" * 5000, 100, (0, 99)),
+        ("bytes=0-1,3-4", 100, None),  # several ranges: the whole
+        ("bytes=5-4", 100, None),  # backwards: not a range
+        ("bytes=-", 100, None),
+        ("bytes=a-b", 100, None),
+        ("bytes=0-1", 0, None),  # nothing to take a range of
+        ("pages=0-1", 100, None),
+    ],
+)
+def test_requested_range(header, size, expected):
+    got = requested_range(header, size)
+    if isinstance(expected, tuple):
+        assert got == ByteRange(*expected, size)
+        assert got.content_range == f"bytes {expected[0]}-{expected[1]}/{size}"
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("if_range", "holds"),
+    [(None, True), ('"abc"', True), (' "abc" ', True), ('W/"abc"', False), ('"x"', False), ("Tue, 1 Jan 2030", False)],
+)
+def test_if_range(if_range, holds):
+    assert if_range_holds(if_range, '"abc"') is holds
+
+
+def test_a_range_of_a_file_backed_body_reads_only_its_bytes(tmp_path):
+    cache = DiskCache(tmp_path, size_limit_bytes=64 * 1024 * 1024)
+    large = bytes(range(256)) * 20_000
+    cache.put("large", large, media_type="application/octet-stream", ttl_s=60)
+    for first, length in ((0, 10), (1_000_001, 3_000_000), (len(large) - 5, 5)):
+        body = cache.get("large")
+        assert body.file is not None
+        handle = body.file
+        assert b"".join(body.chunks(first, length)) == large[first : first + length]
+        assert handle.closed
+    body = cache.get("large")
+    reads = []
+    original_read = body.file.read
+    body.file.read = lambda n=-1: reads.append(n) or original_read(n)
+    assert len(b"".join(body.chunks(2_000_000, 100))) == 100
+    assert reads == [100], "one read of the range's bytes, from its offset"
     cache.close()

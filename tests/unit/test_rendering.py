@@ -2,6 +2,7 @@
 
 import functools
 import io
+import subprocess
 
 import numpy as np
 import pytest
@@ -262,6 +263,58 @@ def test_mp4_or_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(movies, "MP4_AVAILABLE", False)
     with pytest.raises(RuntimeError, match="mp4 needs imageio-ffmpeg"):
         movie(fmt="mp4")
+
+
+needs_mp4 = pytest.mark.skipif(not MP4_AVAILABLE, reason="mp4 needs imageio-ffmpeg")
+
+
+def decode_mp4(payload, tmp_path):
+    """Return the mp4's frames as (height, width, 3) RGB arrays."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    path = tmp_path / "movie.mp4"
+    path.write_bytes(payload)
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), str(tmp_path / "frame-%04d.png")]
+    subprocess.run(command, check=True)
+    return [np.asarray(Image.open(frame).convert("RGB")) for frame in sorted(tmp_path.glob("frame-*.png"))]
+
+
+def video_image_box(rgb):
+    """Return the (x0, y0, x1, y1) box of a decoded video frame's pixels: the rows and columns mostly coloured.
+
+    Decoded colours are near the palette's, not on it, so `image_box` cannot be used: the frame's pixels are
+    those neither near-black (the background) nor near-white (text), and its box the rows and columns that are
+    mostly such pixels (text and the marker are a few).
+    """
+    coloured = (rgb.astype(int).sum(axis=-1) > 60) & ~np.all(rgb > 200, axis=-1)
+    rows = np.flatnonzero(coloured.mean(axis=1) > 0.5)
+    cols = np.flatnonzero(coloured.mean(axis=0) > 0.5)
+    return cols.min(), rows.min(), cols.max() + 1, rows.max() + 1
+
+
+@needs_mp4
+def test_mp4_same_frames_same_bytes():
+    assert movie(fmt="mp4")[0] == movie(fmt="mp4")[0]
+
+
+@needs_mp4
+def test_mp4_frames_show_what_the_gif_frames_show(tmp_path):
+    """The palette reaches ffmpeg with the frames: each decoded mp4 frame matches the GIF frame's colours."""
+    _, gif_frames = default_movie_frames()
+    mp4_frames = decode_mp4(movie(fmt="mp4")[0], tmp_path)
+    assert len(mp4_frames) == len(gif_frames) == N_FRAMES
+    gif_box, mp4_box = image_box(gif_frames[0]), video_image_box(mp4_frames[0])
+    assert mp4_box[0] % 8 == 0 and mp4_box[1] % 8 == 0, "the frame's pixels start on H.264's block grid"
+    assert mp4_box[2] - mp4_box[0] == gif_box[2] - gif_box[0] == 8 * SIZE
+    for k in (0, FLAGGED, N_FRAMES - 1):
+        gx0, gy0, gx1, gy1 = gif_box
+        mx0, my0, mx1, my1 = mp4_box
+        gif_pixels = gif_frames[k][gy0:gy1, gx0:gx1].astype(float)
+        mp4_pixels = mp4_frames[k][my0:my1, mx0:mx1].astype(float)
+        # YUV 4:2:0 and the encoder move colours a little; a wrong palette or a shifted frame moves them a lot.
+        assert np.sqrt(np.mean((gif_pixels - mp4_pixels) ** 2)) < 6, k
+    red = palette_rgb("YlGnBu_r")[RED_INDEX].astype(float)
+    flagged_border = mp4_frames[FLAGGED][mp4_box[1] - 2, mp4_box[0] : mp4_box[2]].astype(float)
+    assert np.all(np.abs(flagged_border - red).max(axis=-1) < 40), "the flagged frame's red border"
 
 
 def test_inputs_must_agree():
