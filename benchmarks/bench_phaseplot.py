@@ -8,9 +8,8 @@ For each: the page's bytes, the Python render (median of 3), the browser's time 
 frame each), medians of 3 loads in headless chromium.
 
 Absolute browser times depend on the GPU: headless chromium here draws WebGL in software (SwiftShader), so read the
-ratios. The pan is programmatic, so Bokeh's level-of-detail mode (a decimated draw while a tool is dragging, on by
-default above 2,000 points) is not involved: it is the cost of a full draw. Needs Debian's ``chromium`` and
-``chromium-driver``.
+ratios. Each pan frame draws every point, as a mouse drag's would: BokehJS's level-of-detail decimation is off
+with WebGL. Needs Debian's ``chromium`` and ``chromium-driver``.
 
 Run: .venv/bin/python benchmarks/bench_phaseplot.py
 """
