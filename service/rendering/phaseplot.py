@@ -4,9 +4,9 @@ A pure function: arrays and a `bokeh.resources.Resources` in, an HTML string out
 comes from (the service names its own copy); Bokeh keeps only the bundles the figure uses (core and WebGL).
 
 Every cadence is drawn, as ExoMAST draws them: the page is for zooming into single points. Measured in headless
-chromium (benchmarks/bench_phaseplot.py), a three-sector TCE's 50k points reach their first draw no later than a
-tenth of them would, and WebGL draws them 5-10x faster than a canvas. Only panning pays for them (BokehJS skips its
-level-of-detail decimation with WebGL): 8x a tenth's frame time in software GL, which a GPU absorbs.
+chromium with software GL (benchmarks/bench_phaseplot.py), a three-sector TCE's 50k points take 1.1 s to their
+first draw against 0.6 s for a tenth of them, and 0.34 s against 0.14 s a pan frame (BokehJS does not decimate WebGL
+glyphs while panning); a canvas would be 9x and 16x slower. A GPU takes most of the pan's cost.
 
 Bokeh names every model and element with a fresh id (a process-wide counter, UUIDs), so the same data would give
 different bytes, and a different ETag, on every render. `_stable_ids` renames them after the fact, in order of
