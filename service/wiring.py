@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from service import __version__
+from service.api.assets import bokeh_resources
 from service.deps import Services
 from service.infra.cache import DiskCache
 from service.infra.threads import THREADS_AT_WORK, Admission, Limiters, run_blocking
@@ -235,7 +236,7 @@ def _services(settings: Settings, upstreams: _Upstreams, limiters: Limiters, cac
         answers=answers,
         tce_products=TceProducts(workshop, dv, render_pool=render_pool),
         cutout_products=cutout_products,
-        exomast_mirror=ExoMastMirror(dv, limiters),
+        exomast_mirror=ExoMastMirror(dv, limiters, bokeh_resources=bokeh_resources()),
         tesscut_mirror=TesscutMirror(cutouts, wait_s=mirror_wait_s),
         surroundings=SurroundingsService(
             store, upstreams.catalog, upstreams.skybot, ttl_catalog_s=settings.ttl_sectors_s

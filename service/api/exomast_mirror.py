@@ -15,7 +15,7 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from service.api.problems import UPSTREAM_PROBLEMS, problem_responses
 from service.deps import ServicesDep
@@ -138,7 +138,7 @@ _VALIDATION_ERROR = _detail_error(
 _BAD_STAR_ID = _detail_error(
     "`star_id` is not a TIC id.", "Invalid TESS star id 'WASP-18': expected a TIC id of 1 to 11 digits"
 )
-# What `info/` and `table/` answer besides their 200: both name one TCE the same way.
+# What `info/`, `table/` and `phaseplot/` answer besides their 200: all name one TCE the same way.
 _TCE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _detail_error(
         "`sector` or `tce` is missing or malformed, or `star_id` is not a TIC id.", "Missing sector in TESS request"
@@ -201,6 +201,13 @@ ListTceQuery = Annotated[
         flag=("Present without a value", ""),
     ),
 ]
+EmbedQuery = Annotated[
+    str | None,
+    _mirror_query(
+        "A flag, like `list_tce`: present (any value, or none) answers an embeddable fragment instead of a whole page.",
+        flag=("Present without a value", ""),
+    ),
+]
 IgnoredTceQuery = Annotated[
     str | None,
     _mirror_query("Ignored, as ExoMAST ignores it (beginner_tess_exomast sends one).", ignored=("Ignored", "TCE_1")),
@@ -209,7 +216,7 @@ IgnoredTceQuery = Annotated[
 
 @dataclass(frozen=True)
 class TceParams:
-    """An ``info/`` or ``table/`` request's ``tce`` and ``sector`` as sent; `ref` checks them (after the star id)."""
+    """A TCE request's ``tce`` and ``sector`` as sent; `ref` checks them (after the star id)."""
 
     tce: str | None
     sector: str | None
@@ -233,8 +240,14 @@ async def list_tce_flag(list_tce: ListTceQuery = None) -> bool:
     return list_tce is not None
 
 
+async def embed_flag(embed: EmbedQuery = None) -> bool:
+    """Return whether ``embed`` is present, with a value or without."""
+    return embed is not None
+
+
 TceParamsDep = Annotated[TceParams, Depends(tce_params)]
 ListTceDep = Annotated[bool, Depends(list_tce_flag)]
+EmbedDep = Annotated[bool, Depends(embed_flag)]
 
 
 def _get_twice(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -312,4 +325,48 @@ async def mirror_table(request: Request, star_id: StarIdPath, services: Services
     """Return a TCE's DV time series as ExoMAST does."""
     tic_id = parse_star_id(star_id)
     body, hit = await services.exomast_mirror.table_response(tic_id, params.ref())
+    return cached_response(request, body, hit=hit, limiters=services.limiters)
+
+
+_PHASEPLOT_EXAMPLE = (
+    '<!DOCTYPE html>\n<html lang="en">\n  <head>\n    <meta charset="utf-8">\n    <title>Phased Light Curve</title>\n'
+    '<script src="/static/bokeh/static/js/bokeh.min.js"></script>\n'
+    '<script src="/static/bokeh/static/js/bokeh-gl.min.js"></script>\n  </head>\n  <body>\n'
+    '    <div id="ph5b1c0e9a27-0" data-root-id="ph5b1c0e9a27-1" style="display: contents;"></div>\n'
+    '    <script type="application/json" id="ph5b1c0e9a27-2">{...}</script>\n    <script>...</script>\n'
+    "  </body>\n</html>"
+)
+
+
+@_get_twice(
+    PREFIX + "/{star_id}/phaseplot",
+    response_class=HTMLResponse,
+    summary="ExoMAST: a TCE's interactive phase plot (Bokeh HTML)",
+    description="ExoMAST's `dvdata/tess/{star_id}/phaseplot/`: a standalone HTML page titled `Phased Light Curve` "
+    "holding one Bokeh document: the detrended flux (`LC_DETREND`, legend `Detrended`) and the transit model "
+    "(`MODEL_INIT`, `Transit Model`) in ppm against `PHASE` in days, titled like `TIC 100100827 (S0001-S0003) "
+    "TCE_1`; zoom, pan and box-select in the browser, click a legend item to hide it. Unlike ExoMAST's page "
+    "(BokehJS from a CDN), this one loads BokehJS from this service (`/static/bokeh/...`, root-relative paths): it "
+    "asks no other origin, so it works offline.\n\n"
+    "With `embed` the answer is a fragment for putting inside another page: BokehJS's `<script>` tags, the plot's "
+    '`<div>`, the `<script type="application/json">` document and the script that draws it, with no `<html>`, '
+    "`<head>` or `<body>`. Its BokehJS paths are root-relative too, so the page it goes into must be served from "
+    "this origin; elsewhere (a notebook on another server), show the whole page in an `<iframe>` instead.\n\n"
+    "Made once from the cached DV table and served as cached bytes with an ETag; the same data give the same "
+    'bytes (and ETag). Errors are the other `dvdata` routes\' (400/404 `{"detail": ...}` as ExoMAST sends them; '
+    "MAST failures as problem documents)." + HIT_NOTE,
+    responses={
+        200: {
+            "description": "The phase plot: a whole HTML page, or a fragment with `embed`.",
+            "content": {"text/html": {"schema": {"type": "string"}, "example": _PHASEPLOT_EXAMPLE}},
+        },
+        **_TCE_ERRORS,
+    },
+)
+async def mirror_phaseplot(
+    request: Request, star_id: StarIdPath, services: ServicesDep, params: TceParamsDep, embed: EmbedDep
+) -> Response:
+    """Return a TCE's phase plot as ExoMAST does, with BokehJS from this service."""
+    tic_id = parse_star_id(star_id)
+    body, hit = await services.exomast_mirror.phaseplot_response(tic_id, params.ref(), embed=embed)
     return cached_response(request, body, hit=hit, limiters=services.limiters)

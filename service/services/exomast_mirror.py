@@ -10,14 +10,19 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
+import bokeh
 import numpy as np
 import orjson
+from bokeh.resources import Resources
 
-from service.errors import NotFound
+from service.errors import BadUpstreamResponse, NotFound
 from service.infra.cache import CachedBody
 from service.infra.threads import Limiters, run_blocking
+from service.rendering import phaseplot
+from service.rendering.phaseplot import HTML_MEDIA_TYPE, PhaseSeries, render_phaseplot_html
 from service.services.artifacts import Artifact
 from service.services.dv import DvService
 from service.services.identity import Product
@@ -31,6 +36,8 @@ _SHAPED_BY = (sys.modules[__name__],)
 MIRROR_TCES = Product("exomast-tces", (JSON_MEDIA_TYPE,), _SHAPED_BY)
 MIRROR_INFO = Product("exomast-info", (JSON_MEDIA_TYPE,), _SHAPED_BY)
 MIRROR_TABLE = Product("exomast-table", (JSON_MEDIA_TYPE,), _SHAPED_BY)
+MIRROR_PHASEPLOT = Product("exomast-phaseplot", (HTML_MEDIA_TYPE,), (*_SHAPED_BY, phaseplot), kind="render")
+PHASEPLOT_COLUMNS = ("PHASE", "LC_DETREND", "MODEL_INIT")
 
 # ExoMAST's rules for star ids, sectors and TCE names (ASCII digits only, like the clean routes).
 _STAR_ID = re.compile(r"[0-9]{1,11}")
@@ -103,11 +110,14 @@ def upstream_table_json(table: DvTable) -> bytes:
 
 
 class ExoMastMirror:
-    """Answers the mirror's three ``dvdata/tess`` routes from DvService's cache; built once, by the lifespan."""
+    """Answers the mirror's four ``dvdata/tess`` routes from DvService's cache; built once, by the lifespan."""
 
-    def __init__(self, dv: DvService, limiters: Limiters) -> None:
+    def __init__(self, dv: DvService, limiters: Limiters, *, bokeh_resources: Resources) -> None:
         self._dv = dv
         self._limiters = limiters
+        self._bokeh = bokeh_resources
+        # The page names BokehJS's URLs and its document is read by that exact BokehJS: both key the cached page.
+        self._bokeh_key = (bokeh.__version__, *bokeh_resources.js_files)
 
     async def tces_response(self, tic_id: int) -> tuple[CachedBody, bool]:
         """Return ``{"TCE": [...]}`` in ExoMAST's order, and whether ExoMAST went unasked."""
@@ -145,6 +155,25 @@ class ExoMastMirror:
 
         return await self._dv.answer(MIRROR_TABLE.key(tic_id, ref.id), produce)
 
+    async def phaseplot_response(self, tic_id: int, ref: TceRef, *, embed: bool) -> tuple[CachedBody, bool]:
+        """Return the TCE's Bokeh phase plot (a page, or a fragment with ``embed``) and whether ExoMAST went unasked.
+
+        Made from the cached DV table and kept as long as it is fresh, so a new table makes a new page.
+        """
+
+        async def produce() -> Artifact:
+            await self._listed_with(tic_id, ref)
+            table = await self._tce_data(tic_id, ref, self._dv.table)
+            series = _phase_series(table)
+            label = f"TIC {tic_id} ({ref.sectors.upper()}) {ref.tce}"
+            render = partial(render_phaseplot_html, label=label, resources=self._bokeh, embed=embed)
+            # The CPU pool, like table/'s JSON: building the page is mostly serialising the arrays (~0.2 s at most).
+            html = await run_blocking(render, series, limiter=self._limiters.cpu)
+            return Artifact(html.encode(), HTML_MEDIA_TYPE, self._dv.ttl_dv_s)
+
+        flag = ("embed",) if embed else ()
+        return await self._dv.answer(MIRROR_PHASEPLOT.key(tic_id, ref.id, *self._bokeh_key, *flag), produce)
+
     async def _listed(self, tic_id: int) -> list[TceRef]:
         try:
             return await self._dv.listed_tce_refs(tic_id)
@@ -164,6 +193,16 @@ class ExoMastMirror:
             return await fetch(tic_id, ref)
         except NotFound as exc:  # listed, yet ExoMAST has no DV data for it: say so as ExoMAST would
             raise _no_such_tce(tic_id, ref) from exc
+
+
+def _phase_series(table: DvTable) -> PhaseSeries:
+    """Return the columns the phase plot draws; BadUpstreamResponse when ExoMAST's table lacks one."""
+    missing = [name for name in PHASEPLOT_COLUMNS if name not in table.columns]
+    if missing:
+        raise BadUpstreamResponse(
+            f"ExoMAST's DV light curve lacks {', '.join(missing)}, so it cannot be phase-plotted.", upstream="ExoMAST"
+        )
+    return PhaseSeries(*(table.columns[name] for name in PHASEPLOT_COLUMNS))
 
 
 def _no_such_tce(tic_id: int, ref: TceRef) -> UpstreamStyleError:
