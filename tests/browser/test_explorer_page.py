@@ -43,8 +43,11 @@ def points_drawn(browser) -> int:
 
 
 def wait_for_light_curve(browser) -> None:
-    wait_for(browser, lambda d: "points" in status(d, "lightcurve-status") or "frames" in status(d, "lightcurve-status"),
-             what="the light curve to load")  # fmt: skip
+    def loaded(driver) -> bool:
+        text = status(driver, "lightcurve-status")
+        return "points" in text or "good frames" in text
+
+    wait_for(browser, loaded, what="the light curve to load")
     wait_for(browser, lambda d: points_drawn(d) > 1000, what="the light curve's points to be drawn")
 
 

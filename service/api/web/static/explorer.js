@@ -13,6 +13,7 @@
   const FIGURES = { time: "lc_time", phase: "lc_phase" };
   let mode = state.tic !== null ? "dv" : "ffi"; // "dv": a TCE's DV light curve; "ffi": the FFI light curve
   let lightcurveSector = state.sector; // the sector the FFI light curve came from
+  let shown = { start: null, end: null }; // the first and last frame times of the movie shown
   let windowToken = 0; // a newer window cancels what an older one still waits for
 
   // ---- talking to the API -------------------------------------------------------------------------------------
@@ -427,8 +428,12 @@
     try {
       const head = await ready(mp4 || gif, status, "FFI cutout from MAST", { head: true, token });
       if (token !== windowToken) return;
+      // TESS-Window: the frames the movie shows (a window past the sector's edge is cut to its frames).
       const served = head.headers.get("TESS-Window");
-      if (served) $("movie-window").textContent = `Frames served: ${served}`;
+      const fields = Object.fromEntries((served || "").split(";").map((part) => part.trim().split("=")));
+      shown = { start: Number(fields.start ?? state.start), end: Number(fields.end ?? state.end) };
+      const cut = fields.clamped && fields.clamped !== "none" ? ` (cut to the sector's frames at the ${fields.clamped})` : "";
+      if (served) $("movie-window").textContent = `${fields.frames} frames, BTJD ${shown.start.toFixed(4)}–${shown.end.toFixed(4)}${cut}.`;
       if (mp4) {
         playVideo(frame, mp4, gif, token);
       } else {
@@ -463,7 +468,7 @@
     const frames = () => Math.max(1, Math.round(video.duration * FPS));
     const label = (i) => {
       const n = frames();
-      const t = state.start + (n > 1 ? (i / (n - 1)) * (state.end - state.start) : 0);
+      const t = shown.start + (n > 1 ? (i / (n - 1)) * (shown.end - shown.start) : 0);
       $("frame-label").textContent = `${i + 1} of ${n} · BTJD ≈ ${t.toFixed(3)}`;
     };
     video.addEventListener("loadedmetadata", () => {
