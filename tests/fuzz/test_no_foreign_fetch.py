@@ -27,6 +27,7 @@ ALLOWED_UPSTREAM_PATHS = [
     re.compile(r"/api/v0\.1/dvdata/tess/[0-9]{1,11}/(tces|info|table)/"),
     re.compile(r"/tesscut/api/v0\.1/(sector|astrocut)"),
     re.compile(r"/api/v0/invoke"),
+    re.compile(r"/webservices/skybot/api/conesearch\.php"),  # the diagnosis asks SkyBoT (the emulator's)
 ]
 # A value for each parameter that gets a request past validation, so a hostile value elsewhere meets real work.
 BASELINE: dict[str, Any] = {
