@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ffi_lightcurve.py
 	$(BIN)/python benchmarks/bench_diagnosis.py
 	$(BIN)/python benchmarks/bench_diagnosis_speed.py
+	$(BIN)/python benchmarks/bench_explorer.py
 	$(BIN)/python benchmarks/bench_movie_formats.py
 
 ## bench-load: the service under wrk at 32 connections, next to nginx, then warm + cold together (~2 min; needs
