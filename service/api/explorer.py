@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from service.api.assets import EXPLORER_ASSETS_PATH, WEB_DIR, bokeh_script_urls
+from service.api.params import BTJD_RANGE, DEC_RANGE, RA_RANGE
 from service.deps import ServicesDep, TicIdDep
 from service.errors import InvalidRequest
 from service.services.explorer import PageConfig, plot_items_json
@@ -28,10 +29,10 @@ templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 
 # The same bounds as the API's own parameters: a page never asks the API for what it would refuse anyway.
 OptionalTic = Annotated[str | None, Query(pattern=r"^[0-9]{1,11}$")]
-OptionalRa = Annotated[float | None, Query(ge=0, lt=360, allow_inf_nan=False)]
-OptionalDec = Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False)]
+OptionalRa = Annotated[float | None, Query(**RA_RANGE)]
+OptionalDec = Annotated[float | None, Query(**DEC_RANGE)]
 OptionalSector = Annotated[int | None, Query(ge=1, le=999)]
-OptionalBtjd = Annotated[float | None, Query(ge=-1e5, le=1e6, allow_inf_nan=False)]
+OptionalBtjd = Annotated[float | None, Query(**BTJD_RANGE)]
 OptionalTce = Annotated[str | None, Query(pattern=TCE_ID_PATTERN)]
 
 

@@ -89,7 +89,7 @@
     }
   }
 
-  async function getJson(url, status, what) {
+  async function getJson(url) {
     const response = await fetch(url);
     if (!response.ok) throw await problemOf(response);
     return response.json();
