@@ -3,46 +3,80 @@
 #   docker build -t tess-service .                        -> the service (the last stage is the default target)
 #   docker build -t tess-fake-mast --target emulator .    -> the MAST emulator, for offline runs (docker-compose.yml)
 #
-# Stages: build (wheels) -> runtime (shared base: dependencies, user, paths) -> emulator, service.
-# Needs BuildKit (the default builder since Docker 23): the wheels are bind-mounted, not copied, into the runtime.
+# Stages: build (a virtual environment) -> runtime (shared base: dependencies, user, paths) -> emulator, service.
+# Needs BuildKit (the default builder since Docker 23) or Buildah/Podman (cache mounts). With Podman, build with
+# `--format docker`: the OCI image format has no HEALTHCHECK and Podman drops it otherwise.
+
+# The base of every stage. Where a container registry is reachable, the official slim image; where only a Debian
+# mirror and PyPI are (CI here, air-gapped build hosts), a local one from Debian's packages:
+#   scripts/build_base_image.sh && podman build --build-arg BASE_IMAGE=localhost/tess-base:bookworm ...
+# Any base with Python 3.11 as `python3`, its venv module and CA certificates will do; both stages below use the same
+# one, so the virtual environment built in the first runs unchanged in the second.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------------------------
-# build: every wheel the service needs, built or downloaded once, so the runtime installs offline and needs no
-# compiler. The tag names the Debian release so that the wheels' glibc is the one the runtime stage runs on.
-FROM python:3.11-slim-bookworm AS build
+# build: the service and its run-time dependencies in a virtual environment at /opt/venv, then everything the service
+# never uses at run time taken out of it (pip, setuptools, the packages' own test suites, sources of compiled code).
+FROM ${BASE_IMAGE} AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_ROOT_USER_ACTION=ignore
+    PIP_ROOT_USER_ACTION=ignore \
+    PIP_DEFAULT_TIMEOUT=120
 
+# binutils for `strip` below (this stage only; neither base has it).
+RUN apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils >/dev/null \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/venv
 WORKDIR /src
 
-# Only what the wheel is built from: the rest of the repository (tests, benchmarks, .venv) never reaches this
-# stage. README.md is the project's readme in pyproject.toml; the wildcard keeps the build going without it.
+# Dependencies first, from pyproject.toml alone (an empty package stands in for the service), so that a change to
+# the service's code rebuilds only the small layer below. The cache mount keeps downloads out of every layer.
+# README.md is the project's readme in pyproject.toml; the wildcard keeps the build going without it.
 COPY pyproject.toml README.md* ./
-COPY service/ ./service/
-
-# The cache mount keeps downloaded wheels across builds without leaving them in a layer.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip wheel --wheel-dir /wheels .
+    mkdir service && touch service/__init__.py \
+    && /opt/venv/bin/pip install . \
+    && /opt/venv/bin/pip uninstall --yes tess-service \
+    && rm -rf service build *.egg-info
+
+COPY service/ ./service/
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/venv/bin/pip install --no-deps --no-compile . \
+    && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/service
+
+# What the service never runs, measured by `du` on the built environment (README, "The image"): pip and setuptools
+# (nothing is installed at run time), the test suites that numpy, matplotlib, astropy, astroquery and others ship
+# (astropy.tests stays: `import astropy` loads its test runner), Cython/C sources and type stubs, the bytecode of
+# what was removed, Bokeh's unminified BokehJS and source maps (the service serves the minified bundles), and the
+# symbols of compiled extension modules that their wheels ship unstripped (uvloop's alone are 11 MB; the libraries
+# that auditwheel vendored into *.libs/ are left alone, as strip can break what patchelf rewrote). The import at the
+# end fails the build if anything the service loads went with them.
+RUN set -eux; sp=/opt/venv/lib/python3.11/site-packages; \
+    rm -rf "$sp"/pip "$sp"/pip-* "$sp"/setuptools "$sp"/setuptools-* "$sp"/_distutils_hack "$sp"/distutils-precedence.pth \
+        /opt/venv/bin/pip /opt/venv/bin/pip3*; \
+    find "$sp" -depth -type d -name tests ! -path "$sp/astropy/tests" -exec rm -rf {} +; \
+    find "$sp" -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.c' -o -name '*.h' -o -name '*.cpp' \
+        -o -name '*.pyi' -o -name '*.js.map' \) -delete; \
+    find "$sp"/bokeh/server/static/js -maxdepth 1 -type f -name '*.js' ! -name '*.min.js' -delete; \
+    find "$sp" -type f -name '*.so' ! -path '*.libs/*' -exec strip --strip-unneeded {} +; \
+    find "$sp" -depth -type d -name __pycache__ -empty -delete; \
+    /opt/venv/bin/python -c "import service.main, uvloop, httptools, websockets, kiwisolver, matplotlib.pyplot, PIL.Image, \
+astropy.io.fits, astropy.wcs, astropy.time, erfa, astroquery.mast, bokeh.embed, imageio_ffmpeg; imageio_ffmpeg.get_ffmpeg_exe()"
 
 # ---------------------------------------------------------------------------------------------------------------
-# runtime: the slim base with the service and its dependencies installed, a non-root user and the writable
-# paths. Both images below start from it; it declares nothing about ports or commands itself.
-FROM python:3.11-slim-bookworm AS runtime
+# runtime: the base with the virtual environment, a non-root user and the writable paths. Both images below start
+# from it; it declares nothing about ports or commands itself.
+FROM ${BASE_IMAGE} AS runtime
 
 # MPLCONFIGDIR: matplotlib (a dependency) wants a writable config/cache directory and the user's home may not be
 # writable (e.g. when the container runs with an arbitrary uid), so point it at /tmp.
-ENV PYTHONUNBUFFERED=1 \
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_ROOT_USER_ACTION=ignore \
     MPLCONFIGDIR=/tmp/matplotlib
 
-# --no-index: install exactly the wheels built above, never reaching PyPI. The bind mount keeps /wheels out of
-# every layer of this image.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels tess-service
+COPY --from=build /opt/venv /opt/venv
 
 # A fixed, numeric uid/gid (10001, outside the range of distribution users) so that volume ownership is
 # predictable and orchestrators can verify runAsNonRoot. The cache directory is created here, owned by that user,
