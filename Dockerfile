@@ -15,54 +15,57 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------------------------
-# build: the service and its run-time dependencies in a virtual environment at /opt/venv, then everything the service
-# never uses at run time taken out of it (pip, setuptools, the packages' own test suites, sources of compiled code).
+# build: the run-time dependencies in a virtual environment at /opt/venv, trimmed of everything the service never
+# uses at run time, and the service's own package beside it in /opt/service.
 FROM ${BASE_IMAGE} AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PIP_DEFAULT_TIMEOUT=120
 
-# binutils for `strip` below (this stage only; neither base has it).
+# binutils for `strip` below (this stage only; neither base has it). Two environments: /opt/venv, what the image
+# runs, made without pip, and /opt/tools, whose pip installs into it (`--python`), so no installer reaches the image.
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils >/dev/null \
     && rm -rf /var/lib/apt/lists/* \
-    && python3 -m venv /opt/venv
+    && python3 -m venv --without-pip /opt/venv \
+    && python3 -m venv /opt/tools
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone (an empty package stands in for the service), so that a change to
-# the service's code rebuilds only the small layer below. The cache mount keeps downloads out of every layer.
-# README.md is the project's readme in pyproject.toml; the wildcard keeps the build going without it.
-COPY pyproject.toml README.md* ./
+# The dependencies first, read from pyproject.toml alone, so that a change to the service's code leaves this layer,
+# the trim below and the runtime's copy of the environment (400+ MB) as they are: a new image of new code is one
+# small layer. The cache mount keeps downloads out of every layer.
+COPY pyproject.toml ./
 RUN --mount=type=cache,target=/root/.cache/pip \
-    mkdir service && touch service/__init__.py \
-    && /opt/venv/bin/pip install . \
-    && /opt/venv/bin/pip uninstall --yes tess-service \
-    && rm -rf service build *.egg-info
+    python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+        > requirements.txt \
+    && /opt/tools/bin/pip --python /opt/venv/bin/python install --requirement requirements.txt
 
-COPY service/ ./service/
-RUN --mount=type=cache,target=/root/.cache/pip \
-    /opt/venv/bin/pip install --no-deps --no-compile . \
-    && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/service
-
-# What the service never runs, measured by `du` on the built environment (README, "The image"): pip and setuptools
-# (nothing is installed at run time), the test suites that numpy, matplotlib, astropy, astroquery and others ship
-# (astropy.tests stays: `import astropy` loads its test runner), Cython/C sources and type stubs, the bytecode of
-# what was removed, Bokeh's unminified BokehJS and source maps (the service serves the minified bundles), and the
-# symbols of compiled extension modules that their wheels ship unstripped (uvloop's alone are 11 MB; the libraries
-# that auditwheel vendored into *.libs/ are left alone, as strip can break what patchelf rewrote). The import at the
-# end fails the build if anything the service loads went with them.
+# What the service never runs, measured by `du` on the built environment (README, "Docker"): the test suites that
+# numpy, matplotlib, astropy, astroquery and others ship (astropy.tests stays: `import astropy` loads its test
+# runner), Cython/C sources, type stubs and source maps, Bokeh's unminified BokehJS (the service serves the minified
+# bundles), the symbols of compiled extension modules that their wheels ship unstripped (uvloop's alone are 11 MB;
+# the libraries that auditwheel vendored into *.libs/ are left alone, as strip can break what patchelf rewrote), and
+# the bytecode of what was removed.
 RUN set -eux; sp=/opt/venv/lib/python3.11/site-packages; \
-    rm -rf "$sp"/pip "$sp"/pip-* "$sp"/setuptools "$sp"/setuptools-* "$sp"/_distutils_hack "$sp"/distutils-precedence.pth \
-        /opt/venv/bin/pip /opt/venv/bin/pip3*; \
     find "$sp" -depth -type d -name tests ! -path "$sp/astropy/tests" -exec rm -rf {} +; \
     find "$sp" -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.c' -o -name '*.h' -o -name '*.cpp' \
         -o -name '*.pyi' -o -name '*.js.map' \) -delete; \
     find "$sp"/bokeh/server/static/js -maxdepth 1 -type f -name '*.js' ! -name '*.min.js' -delete; \
     find "$sp" -type f -name '*.so' ! -path '*.libs/*' -exec strip --strip-unneeded {} +; \
-    find "$sp" -depth -type d -name __pycache__ -empty -delete; \
-    /opt/venv/bin/python -c "import service.main, uvloop, httptools, websockets, kiwisolver, matplotlib.pyplot, PIL.Image, \
-astropy.io.fits, astropy.wcs, astropy.time, erfa, astroquery.mast, bokeh.embed, imageio_ffmpeg; imageio_ffmpeg.get_ffmpeg_exe()"
+    find "$sp" -depth -type d -name __pycache__ -empty -delete
+
+# The service on its own, to be copied into the environment's site-packages by the runtime stage. The import at the
+# end fails the build if the trim above removed anything the service loads.
+# README.md is the project's readme in pyproject.toml; the wildcard keeps the build going without it.
+COPY README.md* ./
+COPY service/ ./service/
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/tools/bin/pip install --no-deps --no-compile --target /opt/service . \
+    && /opt/venv/bin/python -m compileall -q /opt/service/service \
+    && PYTHONPATH=/opt/service /opt/venv/bin/python -c "import service.main, uvloop, httptools, websockets, kiwisolver, \
+matplotlib.pyplot, PIL.Image, astropy.io.fits, astropy.wcs, astropy.time, erfa, astroquery.mast, bokeh.embed, \
+imageio_ffmpeg; imageio_ffmpeg.get_ffmpeg_exe()"
 
 # ---------------------------------------------------------------------------------------------------------------
 # runtime: the base with the virtual environment, a non-root user and the writable paths. Both images below start
@@ -91,6 +94,9 @@ USER 10001:10001
 
 # Build matplotlib's font cache now rather than on the first request of every new container.
 RUN python -c "import matplotlib.font_manager"
+
+# Last, as it is what changes most: the service's package (a few hundred kB) joins the environment.
+COPY --from=build /opt/service/ /opt/venv/lib/python3.11/site-packages/
 
 # ---------------------------------------------------------------------------------------------------------------
 # emulator: the MAST emulator from the test suite (ExoMAST under /api/v0.1/, TESScut under /tesscut/api/v0.1/),

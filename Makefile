@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast run openapi lint bench bench-load fake-mast clean
+.PHONY: demo test test-fast test-container run openapi lint bench bench-load fake-mast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,15 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 ## test: lint, type-check and run the whole test suite, one worker process per core (a module stays on one worker,
-## so its module-scoped service process or emulator is started once)
+## so its module-scoped service process or emulator is started once); then build the image with Podman and run it
+## (tests/container, on its own so that the build's CPU does not slow the timing-sensitive tests)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n auto --dist loadscope
+	$(BIN)/python -m pytest -n auto --dist loadscope --ignore=tests/container
+	$(BIN)/python -m pytest tests/container
+
+## test-container: only the image tests (needs podman, buildah, runc, debootstrap: see .ci/run)
+test-container: $(STAMP)
+	$(BIN)/python -m pytest tests/container
 
 ## test-fast: the tests marked neither slow nor process, on one worker per core (for the edit-test loop; no lint)
 test-fast: $(STAMP)

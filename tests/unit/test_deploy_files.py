@@ -411,7 +411,11 @@ def test_the_runtime_takes_the_environment_the_build_stage_made(dockerfile: Dock
         for flags, srcs, dest in dockerfile.copies(stage.name)
         if flags.get("from") == ["build"]
     ]
-    assert copies == [({"from": ["build"]}, ["/opt/venv"], PurePosixPath("/opt/venv"))], copies
+    # The environment, then the service's package into its site-packages (last: a code change is one small layer).
+    assert [(srcs, dest) for _, srcs, dest in copies] == [
+        (["/opt/venv"], PurePosixPath("/opt/venv")),
+        (["/opt/service/"], PurePosixPath("/opt/venv/lib/python3.11/site-packages")),
+    ], copies
     assert dockerfile.env(service_stage)["PATH"].startswith("/opt/venv/bin:")
     # Nothing is installed in the runtime stages: no pip, no apt, so no compiler or package lists reach the image.
     runs = [ins.args for ins in dockerfile.instructions(service_stage, "RUN")]
