@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +48,22 @@ class Settings(BaseSettings):
     )
     hot_entry_max_kb: int = Field(
         1024, ge=0, description="Largest answer the in-memory cache tier holds, in KiB. 0 disables the tier."
+    )
+    cache_redis_url: str | None = Field(
+        None,
+        description="Redis of the shared cache tier (`redis://host:6379/0`), shared by replicas: answers' metadata "
+        "and small bodies, behind each replica's memory and disk tiers. Unset (the default): this process's tiers "
+        "only. Give it its own instance with `maxmemory-policy allkeys-lru` and no persistence.",
+    )
+    blob_store_url: str | None = Field(
+        None,
+        description="Object store of the shared cache tier's large bodies (cutouts, movies, big JSON): "
+        "`s3://bucket/prefix` (with AWS_ENDPOINT_URL, an `http://` one allowed, AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_REGION) or `file:///directory`. Needs cache_redis_url. Unset: large bodies "
+        "stay on each replica's disk.",
+    )
+    shared_body_max_kb: int = Field(
+        256, ge=1, description="Largest body the shared tier keeps in Redis, in KiB; larger go to the object store."
     )
 
     upstream_connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout for MAST calls, seconds.")
@@ -135,6 +151,19 @@ class Settings(BaseSettings):
     @classmethod
     def _without_trailing_slash(cls, url: str) -> str:
         return url.rstrip("/")
+
+    @field_validator("blob_store_url")
+    @classmethod
+    def _blob_store_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("s3://", "file:///")):
+            raise ValueError("must be s3://bucket[/prefix] or file:///directory")
+        return url
+
+    @model_validator(mode="after")
+    def _blob_store_needs_redis(self) -> "Settings":
+        if self.blob_store_url and not self.cache_redis_url:
+            raise ValueError("blob_store_url needs cache_redis_url: the shared entries' metadata live in Redis")
+        return self
 
 
 @lru_cache

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 
@@ -18,7 +19,9 @@ from service import __version__
 from service.api.assets import bokeh_resources
 from service.deps import Services
 from service.infra.cache import DiskCache
+from service.infra.shared_tier import SharedTier
 from service.infra.threads import THREADS_AT_WORK, Admission, Limiters, run_blocking
+from service.infra.tiered_cache import TieredCache
 from service.services.answers import SlowAnswers
 from service.services.artifacts import ArtifactStore
 from service.services.cutout_products import CutoutProducts, RenderLimits
@@ -155,7 +158,14 @@ class _Upstreams:
 
 
 def _disk_cache(settings: Settings, clock: Callable[[], float]) -> DiskCache:
-    return DiskCache(
+    """This process's disk cache; with `cache_redis_url` set, in front of the tier the replicas share."""
+    make: Callable[..., DiskCache] = DiskCache
+    if settings.cache_redis_url is not None:
+        shared = SharedTier(
+            settings.cache_redis_url, settings.blob_store_url, body_max_bytes=settings.shared_body_max_kb * 1024
+        )
+        make = partial(TieredCache, shared=shared)
+    return make(
         settings.cache_dir,
         size_limit_bytes=settings.cache_size_limit_mb * MIB,
         keep_stale_s=settings.stale_if_error_s,

@@ -39,6 +39,15 @@ CACHE_EVICTIONS = Counter("tess_cache_evictions_total", "Entries the size limit 
 CACHE_CORRUPT = Counter(
     "tess_cache_corrupt_total", "Cache entries dropped because their bytes no longer matched their checksum."
 )
+SHARED_TIER_ERRORS = Counter(
+    "tess_cache_shared_errors_total",
+    "Failed calls to the shared cache tier (Redis, object store), by what was asked; the replica then serves from "
+    "its own tiers for a few seconds.",
+    ["call"],
+)
+SHARED_TIER_READS = Counter(
+    "tess_cache_shared_reads_total", "Local misses looked up in the shared cache tier, by outcome.", ["outcome"]
+)
 CACHE_VOLUME = Gauge("tess_cache_volume_bytes", "Estimated size of the disk cache on disk.")
 CACHE_READS = Counter(
     "tess_cache_reads_total",

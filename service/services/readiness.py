@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from anyio import CapacityLimiter
 
 from service.infra.cache import DiskCache
+from service.infra.shared_tier import SharedTier
 from service.infra.threads import run_blocking
+from service.infra.tiered_cache import TieredCache
 from service.schemas import ReadyCheck
 from service.upstream.resilience import BreakerState, CircuitBreaker
 
@@ -56,8 +58,17 @@ class ReadinessProbe:
         self._limiter = CapacityLimiter(1)
 
     async def check(self) -> Readiness:
-        """Probe the cache and read the breakers."""
-        return Readiness(await self._cache_check(), tuple(_breaker_check(breaker) for breaker in self._breakers))
+        """Probe the cache (and the shared tier, when there is one) and read the breakers."""
+        others = tuple(_breaker_check(breaker) for breaker in self._breakers)
+        if isinstance(self._cache, TieredCache):
+            others = (await self._shared_check(self._cache.shared), *others)
+        return Readiness(await self._cache_check(), others)
+
+    async def _shared_check(self, shared: SharedTier) -> ReadyCheck:
+        """The shared tier asked now: when it is down, this replica serves what its own tiers hold (degraded)."""
+        await run_blocking(shared.ping, limiter=self._limiter)
+        ok, state, detail = shared.state()
+        return ReadyCheck(name="shared cache", ok=ok, state=state, detail=detail)
 
     async def _cache_check(self) -> ReadyCheck:
         try:

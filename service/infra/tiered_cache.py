@@ -1,0 +1,117 @@
+"""`DiskCache` with the shared tier behind it: what one replica stores, every replica can read (opt-in).
+
+Reads go memory, then this replica's disk, then the shared tier; an entry found there is checked against its ETag,
+kept on the local disk (with the metadata it was shared with: same ETag, same freshness, so every replica answers
+the same validators) and served from there. Large bodies are streamed from the object store into a file here, never
+held whole. Writes go to the local disk first, as ever, then to the shared tier; a shared tier that is down only
+means the entry stays local (`SharedTier` never raises). Blocking, like `DiskCache`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from service.infra.cache import DiskCache
+from service.infra.cache_entries import CachedBody, EntryMeta
+from service.infra.integrity import digest_etag, strong_etag
+from service.infra.metrics import SHARED_TIER_READS
+from service.infra.shared_tier import SharedTier
+
+log = logging.getLogger(__name__)
+
+INCOMING_DIR = "incoming"  # under the cache directory: bodies being copied in from the object store
+
+
+class TieredCache(DiskCache):
+    """A replica's disk cache in front of the ``shared`` tier; see the module's doc."""
+
+    def __init__(self, directory: Path, *, shared: SharedTier, **options: Any) -> None:
+        super().__init__(directory, **options)
+        self.shared = shared
+        self._incoming = directory / INCOMING_DIR
+        shutil.rmtree(self._incoming, ignore_errors=True)  # copies a killed process left half-done
+
+    def get(self, key: str) -> CachedBody | None:
+        found = super().get(key)
+        if found is not None:
+            return found
+        return self._from_shared(key)
+
+    def _from_shared(self, key: str) -> CachedBody | None:
+        record = self.shared.fetch(key)
+        if record is None:
+            SHARED_TIER_READS.labels("miss").inc()
+            return None
+        try:
+            meta = EntryMeta.from_tag(record.tag, self.clock)
+        except (TypeError, ValueError):
+            SHARED_TIER_READS.labels("unreadable").inc()
+            return None  # written by another version of the service
+        if meta.fresh_until + self.keep_stale_s <= self.clock():
+            SHARED_TIER_READS.labels("miss").inc()
+            return None
+        if record.data is not None:
+            kept = self._keep_body(key, meta, record.tag, record.data)
+        else:
+            kept = record.blob is not None and self._keep_blob(key, meta, record.tag, record.blob)
+        SHARED_TIER_READS.labels("hit" if kept else "corrupt").inc()
+        return super().get(key) if kept else None
+
+    def _keep_body(self, key: str, meta: EntryMeta, tag: str, data: bytes) -> bool:
+        if len(data) != meta.size or strong_etag(data) != meta.etag:
+            log.warning("shared cache entry %s does not match its checksum: dropped", key)
+            self.shared.delete(key)
+            return False
+        self._cache.set(key, data, expire=self._expire_s(meta), tag=tag)
+        self._enforce_size_limit()
+        return True
+
+    def _keep_blob(self, key: str, meta: EntryMeta, tag: str, blob: str) -> bool:
+        digest = hashlib.sha256()
+        part = self._incoming / hashlib.sha256(key.encode()).hexdigest()
+        try:
+            self._incoming.mkdir(exist_ok=True)  # diskcache prunes directories it finds empty
+            with part.open("wb") as out:
+
+                def write(chunk: bytes) -> None:
+                    digest.update(chunk)
+                    out.write(chunk)
+
+                copied = self.shared.copy_blob(blob, write)
+            if not copied or part.stat().st_size != meta.size or digest_etag(digest) != meta.etag:
+                if copied:
+                    log.warning("shared cache object %s does not match its checksum: dropped", blob)
+                    self.shared.delete(key)
+                return False
+            with part.open("rb") as source:
+                self._cache.set(key, source, read=True, expire=self._expire_s(meta), tag=tag)
+        finally:
+            part.unlink(missing_ok=True)
+        self._enforce_size_limit()
+        return True
+
+    def put(
+        self, key: str, payload: bytes, *, media_type: str, ttl_s: int, headers: dict[str, str] | None = None
+    ) -> CachedBody:
+        body = super().put(key, payload, media_type=media_type, ttl_s=ttl_s, headers=headers)
+        self.shared.store(key, body.meta.to_tag(), body.meta.etag, self._expire_s(body.meta), data=payload)
+        return body
+
+    def put_file(
+        self, key: str, path: Path, *, media_type: str, ttl_s: int, headers: dict[str, str] | None = None
+    ) -> EntryMeta:
+        meta = super().put_file(key, path, media_type=media_type, ttl_s=ttl_s, headers=headers)
+        self.shared.store(key, meta.to_tag(), meta.etag, self._expire_s(meta), path=path)
+        return meta
+
+    def delete(self, key: str) -> None:
+        super().delete(key)
+        self.shared.delete(key)
+
+    def close(self) -> None:
+        super().close()
+        self.shared.close()
