@@ -19,6 +19,7 @@ from service import __version__
 from service.api.assets import bokeh_resources
 from service.deps import Services
 from service.infra.cache import DiskCache
+from service.infra.shared_flights import SharedFlights
 from service.infra.shared_tier import SharedTier
 from service.infra.threads import THREADS_AT_WORK, Admission, Limiters, run_blocking
 from service.infra.tiered_cache import TieredCache
@@ -91,7 +92,9 @@ async def build_services(
                 ),
                 breakers=guards.breakers,
             )
-            services = _services(settings, upstreams, limiters, cache)
+            # With a shared tier, replicas also take turns making an answer (a lock per key, in the same Redis).
+            flights = SharedFlights(settings.cache_redis_url) if settings.cache_redis_url else None
+            services = _services(settings, upstreams, limiters, cache, flights)
             await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)
             await run_blocking(cache.sweep, limiter=limiters.io)  # leftovers of a killed process
             try:
@@ -99,6 +102,8 @@ async def build_services(
             finally:
                 upstreams.tesscut.close()
                 await services.jobs.shutdown()
+                if flights is not None:
+                    await flights.close()
                 # Cancelled jobs' threads (a cache write, a decode) run on: the cache must outlive them.
                 if not await THREADS_AT_WORK.drain(timeout_s=SHUTDOWN_DRAIN_S):
                     log.warning("%d worker threads still running at shutdown", THREADS_AT_WORK.running)
@@ -158,7 +163,7 @@ class _Upstreams:
 
 
 def _disk_cache(settings: Settings, clock: Callable[[], float]) -> DiskCache:
-    """This process's disk cache; with `cache_redis_url` set, in front of the tier the replicas share."""
+    """Open this process's disk cache; with `cache_redis_url` set, in front of the tier the replicas share."""
     make: Callable[..., DiskCache] = DiskCache
     if settings.cache_redis_url is not None:
         shared = SharedTier(
@@ -203,9 +208,11 @@ def _tesscut_client(settings: Settings, guard: UpstreamGuard) -> TesscutClient:
     )
 
 
-def _services(settings: Settings, upstreams: _Upstreams, limiters: Limiters, cache: DiskCache) -> Services:
+def _services(
+    settings: Settings, upstreams: _Upstreams, limiters: Limiters, cache: DiskCache, flights: SharedFlights | None
+) -> Services:
     """Build every service over the cache and the upstream clients, each once for the app's life."""
-    store = ArtifactStore(cache, limiters, keep_values=cache.memory.max_bytes > 0)
+    store = ArtifactStore(cache, limiters, keep_values=cache.memory.max_bytes > 0, shared_flights=flights)
     jobs = JobRegistry(keep_s=settings.job_keep_s)
     answers = SlowAnswers(jobs, default_wait_s=settings.job_wait_default_s)
     workshop = Workshop(store, cache, jobs, answers, limiters)

@@ -48,6 +48,16 @@ SHARED_TIER_ERRORS = Counter(
 SHARED_TIER_READS = Counter(
     "tess_cache_shared_reads_total", "Local misses looked up in the shared cache tier, by outcome.", ["outcome"]
 )
+SHARED_FLIGHTS = Counter(
+    "tess_shared_flights_total",
+    "Cross-replica single-flight locks asked for, by outcome: held, timeout or unavailable (the replica then went "
+    "ahead alone).",
+    ["outcome"],
+)
+PRODUCTIONS = Counter(
+    "tess_productions_total",
+    "Answers made (assembled from MAST's data or rendered) by this process, rather than read from a cache.",
+)
 CACHE_VOLUME = Gauge("tess_cache_volume_bytes", "Estimated size of the disk cache on disk.")
 CACHE_READS = Counter(
     "tess_cache_reads_total",

@@ -80,6 +80,7 @@ class SharedTier:
 
     @property
     def has_blob_store(self) -> bool:
+        """Whether large bodies are shared too."""
         return self._store is not None
 
     def state(self) -> tuple[bool, str, str | None]:
@@ -182,12 +183,14 @@ class SharedTier:
             self._guarded("delete", lambda: self._redis.delete(self._prefix + key), default=None)
 
     def close(self) -> None:
+        """Close the Redis connection pool."""
         self._guarded("close", self._redis.close, default=None)
 
 
 def open_blob_store(url: str) -> Any:
-    """The object store of ``s3://bucket/prefix`` (credentials and endpoint from the usual AWS_* variables, an
-    ``http://`` AWS_ENDPOINT_URL allowed) or ``file:///directory`` (created when missing).
+    """Open the object store of ``s3://bucket/prefix`` or ``file:///directory`` (created when missing).
+
+    S3 takes its credentials, region and endpoint from the usual AWS_* variables; an ``http://`` endpoint is allowed.
     """
     if url.startswith("file://"):
         Path(url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ class TieredCache(DiskCache):
         shutil.rmtree(self._incoming, ignore_errors=True)  # copies a killed process left half-done
 
     def get(self, key: str) -> CachedBody | None:
+        """Return the entry from this replica's disk, else from the shared tier (checked, then kept here)."""
         found = super().get(key)
         if found is not None:
             return found
@@ -97,6 +98,7 @@ class TieredCache(DiskCache):
     def put(
         self, key: str, payload: bytes, *, media_type: str, ttl_s: int, headers: dict[str, str] | None = None
     ) -> CachedBody:
+        """Store ``payload`` here, then share it (a shared tier that is down only skips the sharing)."""
         body = super().put(key, payload, media_type=media_type, ttl_s=ttl_s, headers=headers)
         self.shared.store(key, body.meta.to_tag(), body.meta.etag, self._expire_s(body.meta), data=payload)
         return body
@@ -104,14 +106,17 @@ class TieredCache(DiskCache):
     def put_file(
         self, key: str, path: Path, *, media_type: str, ttl_s: int, headers: dict[str, str] | None = None
     ) -> EntryMeta:
+        """Store the file here, then share it (its object uploaded from the file, in parts)."""
         meta = super().put_file(key, path, media_type=media_type, ttl_s=ttl_s, headers=headers)
         self.shared.store(key, meta.to_tag(), meta.etag, self._expire_s(meta), path=path)
         return meta
 
     def delete(self, key: str) -> None:
+        """Drop ``key`` here and from the shared tier."""
         super().delete(key)
         self.shared.delete(key)
 
     def close(self) -> None:
+        """Close the disk cache and the shared tier's connections."""
         super().close()
         self.shared.close()

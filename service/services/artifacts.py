@@ -24,7 +24,8 @@ from typing import Final, TypeVar, cast
 from service.errors import UpstreamError
 from service.infra.cache import CachedBody, DiskCache
 from service.infra.http_cache import note_stale_served
-from service.infra.metrics import CACHE_LOOKUPS
+from service.infra.metrics import CACHE_LOOKUPS, PRODUCTIONS
+from service.infra.shared_flights import SharedFlights
 from service.infra.singleflight import SingleFlight
 from service.infra.threads import Limiters, run_blocking
 from service.problem_documents import status_of
@@ -41,6 +42,7 @@ LARGE_VALUE_MAX_BYTES = 64 * 1024 * 1024
 LARGE_VALUES_MAX = 4
 
 _HIT, _MISS, _STALE = (CACHE_LOOKUPS.labels(result) for result in ("hit", "miss", "stale"))
+_PRODUCED = PRODUCTIONS
 
 
 @dataclass(frozen=True)
@@ -204,10 +206,18 @@ class ArtifactStore:
     ``keep_values`` keeps decoded values (see `DecodedValues`); off, every `value` hit decodes again.
     """
 
-    def __init__(self, cache: DiskCache, limiters: Limiters, *, keep_values: bool = True) -> None:
+    def __init__(
+        self,
+        cache: DiskCache,
+        limiters: Limiters,
+        *,
+        keep_values: bool = True,
+        shared_flights: SharedFlights | None = None,
+    ) -> None:
         self._cache = cache
         self._limiters = limiters
         self._flights = SingleFlight()
+        self._shared_flights = shared_flights
         self._stale_window_s = cache.keep_stale_s
         self._values = DecodedValues() if keep_values else DecodedValues(small_max=0, large_max=0)
 
@@ -315,6 +325,20 @@ class ArtifactStore:
         if again is not None:
             again.close()
             return None, False, None
+        if self._shared_flights is None:
+            return await self._produce(key, produce)
+        async with self._shared_flights.hold(key):
+            # Another replica may have made it while this one waited for the lock: it is in the shared tier then.
+            again = await self._get_fresh(key)
+            if again is not None:
+                again.close()
+                return None, False, None
+            return await self._produce(key, produce)
+
+    async def _produce(
+        self, key: str, produce: Callable[[], Awaitable[Artifact]]
+    ) -> tuple[CachedBody | None, bool, str | None]:
+        _PRODUCED.inc()
         with upstream_ledger() as ledger:
             artifact = await produce()
         if ledger.stale_reason is not None:

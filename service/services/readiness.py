@@ -65,7 +65,7 @@ class ReadinessProbe:
         return Readiness(await self._cache_check(), others)
 
     async def _shared_check(self, shared: SharedTier) -> ReadyCheck:
-        """The shared tier asked now: when it is down, this replica serves what its own tiers hold (degraded)."""
+        """Ask the shared tier now: when it is down, this replica serves what its own tiers hold (degraded)."""
         await run_blocking(shared.ping, limiter=self._limiter)
         ok, state, detail = shared.state()
         return ReadyCheck(name="shared cache", ok=ok, state=state, detail=detail)

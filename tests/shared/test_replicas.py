@@ -6,6 +6,7 @@ with Redis down, both go on serving, and /ready says what is missing.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tests.service_process import free_port, running, service_env, uvicorn_comma
 pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 TIC = 214568914
-SMALL = f"/tic/{TIC}/tces"
+SMALL = f"/tic/{TIC}/sectors"
 CUTOUT = f"/tic/{TIC}/cutout?sector=1&size=12"
 
 
@@ -56,6 +57,38 @@ def fetched(client: httpx.Client, path: str) -> httpx.Response:
         answer = client.get(path)
     assert answer.status_code == 200, answer.text[:500]
     return answer
+
+
+def test_identical_cold_requests_over_both_replicas_make_one_call_and_one_render(
+    deployment: Deployment, mast: FakeMast
+) -> None:
+    # Cold: the DV table must come from MAST. 50 at once, alternating replicas: one call to ExoMAST for all.
+    answers, made = together(deployment, f"/tic/{TIC}/tces/TCE_1/lightcurve")
+    assert {answer.status_code for answer in answers} == {200}
+    assert mast.count(endpoint="exomast.table") == 1, mast.counters()
+    assert len({answer.headers["etag"] for answer in answers}) == 1
+    # The table is shared now; a plot nobody has drawn yet is drawn once, on one replica, for all 50.
+    answers, made = together(deployment, f"/tic/{TIC}/tces/TCE_1/lightcurve.png?x=time&width=802")
+    assert {answer.status_code for answer in answers} == {200}
+    assert made == 1, f"{made} renders for one plot"
+    assert len({answer.content for answer in answers}) == 1
+    assert mast.count(endpoint="exomast.table") == 1
+
+
+def together(deployment: Deployment, path: str, count: int = 50) -> tuple[list[httpx.Response], int]:
+    """GET ``path`` ``count`` times at once, alternating replicas; return the answers and the answers made."""
+    before = sum(productions(replica) for replica in deployment.replicas)
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        answers = list(pool.map(lambda n: deployment.replicas[n % 2].get(path), range(count)))
+    return answers, sum(productions(replica) for replica in deployment.replicas) - before
+
+
+def productions(replica: httpx.Client) -> int:
+    """The replica's `tess_productions_total`, read from its /metrics."""
+    for line in replica.get("/metrics").text.splitlines():
+        if line.startswith("tess_productions_total "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no tess_productions_total in /metrics")
 
 
 def test_what_one_replica_fetched_the_other_serves_without_asking_mast(deployment: Deployment, mast: FakeMast) -> None:
