@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         "AWS_SECRET_ACCESS_KEY, AWS_REGION) or `file:///directory`. Needs cache_redis_url. Unset: large bodies "
         "stay on each replica's disk.",
     )
+    state_redis_url: str | None = Field(
+        None,
+        description="Redis for what replicas coordinate (`redis://host:6380/0`): TESScut's limits counted across "
+        "every process, and the locks that let one replica make an answer the others wait for. Give it its own "
+        "instance with `maxmemory-policy noeviction` and `appendonly yes`. When it cannot be reached, TESScut calls "
+        "answer 503 (retryable) and cached answers are still served. Unset: each process counts alone.",
+    )
     shared_body_max_kb: int = Field(
         256, ge=1, description="Largest body the shared tier keeps in Redis, in KiB; larger go to the object store."
     )

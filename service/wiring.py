@@ -20,6 +20,7 @@ from service.api.assets import bokeh_resources
 from service.deps import Services
 from service.infra.cache import DiskCache
 from service.infra.shared_flights import SharedFlights
+from service.infra.shared_gate import SharedGate
 from service.infra.shared_tier import SharedTier
 from service.infra.threads import THREADS_AT_WORK, Admission, Limiters, run_blocking
 from service.infra.tiered_cache import TieredCache
@@ -71,6 +72,16 @@ async def build_services(
         cpu_threads=settings.cpu_threads, io_threads=settings.io_threads, render_threads=settings.render_threads
     )
     cache = _disk_cache(settings, cache_clock)
+    gate = (
+        SharedGate(
+            settings.state_redis_url,
+            "tesscut",
+            in_flight=settings.tesscut_max_in_flight,
+            starts_per_s=max(1, int(settings.tesscut_starts_per_s)),
+        )
+        if settings.state_redis_url
+        else None
+    )
     try:
         guards = _Guards.create(settings, breaker_clock)
         async with (
@@ -86,14 +97,16 @@ async def build_services(
                 catalog=TicCatalogClient(
                     mast_http, settings.mast_url, guards.catalog, Budget(TIC_CATALOG, body_bytes, total_s)
                 ),
-                tesscut=_tesscut_client(settings, guards.tesscut),
+                tesscut=_tesscut_client(settings, guards.tesscut, gate),
                 skybot=SkybotClient(
                     skybot_http, settings.skybot_url, limiters, guards.skybot, Budget(SKYBOT, body_bytes, total_s)
                 ),
                 breakers=guards.breakers,
             )
-            # With a shared tier, replicas also take turns making an answer (a lock per key, in the same Redis).
-            flights = SharedFlights(settings.cache_redis_url) if settings.cache_redis_url else None
+            # With a shared tier, replicas also take turns making an answer (a lock per key, in the state Redis
+            # when there is one, else in the cache's: an evicted lock only costs a duplicate).
+            coordination = settings.state_redis_url or settings.cache_redis_url
+            flights = SharedFlights(coordination) if settings.cache_redis_url and coordination else None
             services = _services(settings, upstreams, limiters, cache, flights)
             await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)
             await run_blocking(cache.sweep, limiter=limiters.io)  # leftovers of a killed process
@@ -104,6 +117,8 @@ async def build_services(
                 await services.jobs.shutdown()
                 if flights is not None:
                     await flights.close()
+                if gate is not None:
+                    await gate.close()
                 # Cancelled jobs' threads (a cache write, a decode) run on: the cache must outlive them.
                 if not await THREADS_AT_WORK.drain(timeout_s=SHUTDOWN_DRAIN_S):
                     log.warning("%d worker threads still running at shutdown", THREADS_AT_WORK.running)
@@ -197,7 +212,7 @@ def _http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def _tesscut_client(settings: Settings, guard: UpstreamGuard) -> TesscutClient:
+def _tesscut_client(settings: Settings, guard: UpstreamGuard, gate: SharedGate | None) -> TesscutClient:
     return TesscutClient(
         settings.mast_url,
         guard,
@@ -205,6 +220,7 @@ def _tesscut_client(settings: Settings, guard: UpstreamGuard) -> TesscutClient:
         starts_per_s=settings.tesscut_starts_per_s,
         connect_timeout_s=settings.upstream_connect_timeout_s,
         read_timeout_s=settings.tesscut_read_timeout_s,
+        gate=gate,
     )
 
 

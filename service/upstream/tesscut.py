@@ -37,6 +37,7 @@ from service.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from service.infra.shared_gate import GateUnavailable, SharedGate
 from service.infra.threads import run_blocking
 from service.upstream.http import retry_after_seconds
 from service.upstream.resilience import UpstreamGuard, time_left_s
@@ -234,8 +235,11 @@ class TesscutClient:
         starts_per_s: float,
         connect_timeout_s: float,
         read_timeout_s: float,
+        gate: SharedGate | None = None,
     ) -> None:
         self._request_url = f"{mast_url}/tesscut/api/v0.1/"
+        # With replicas, the same limits across every process too (a lease and a start from the state Redis).
+        self._gate = gate
         # A request first takes one of the in-flight slots, then a start token: tokens are spaced 1/rate apart
         # (a bucket of one), so no second ever sees more than `starts_per_s` requests begin.
         self._in_flight = anyio.Semaphore(max_in_flight)
@@ -314,9 +318,26 @@ class TesscutClient:
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
         """Hold one of the in-flight slots, and a start token, for one attempt."""
-        async with self._in_flight:
+        async with self._in_flight, self._shared_slot():
             await self._starts.acquire()
             yield
+
+    @asynccontextmanager
+    async def _shared_slot(self) -> AsyncIterator[None]:
+        """Hold a lease and a start of the gate shared by every process, when there is one."""
+        if self._gate is None:
+            yield
+            return
+        try:
+            async with self._gate.slot():
+                yield
+        except GateUnavailable as error:
+            raise UpstreamUnavailable(
+                "TESScut calls are paused: the state Redis that counts them across replicas cannot be reached "
+                f"({error}). Cached answers are still served; try again shortly.",
+                upstream=UPSTREAM,
+                retry_after_s=5,
+            ) from error
 
     def close(self) -> None:
         """Abort the requests in flight (at shutdown), so no download outlives the process's grace period.

@@ -209,12 +209,14 @@ class InFlightGauge:
         self._lock = threading.Lock()
         self._current = 0
         self._high_water = 0
+        self._starts: list[float] = []  # monotonic arrival times since the last reset
 
     def enter(self) -> bool:
         """Count a request in; False when it is over the limit (and must be rejected)."""
         with self._lock:
             self._current += 1
             self._high_water = max(self._high_water, self._current)
+            self._starts.append(time.monotonic())
             return self._current <= self.limit
 
     def leave(self) -> None:
@@ -238,6 +240,18 @@ class InFlightGauge:
         """Restart the high-water mark from the requests in flight now."""
         with self._lock:
             self._high_water = self._current
+            self._starts.clear()
+
+    def most_starts_in_a_second(self) -> int:
+        """The most requests that arrived within any one second since the last reset (a sliding window)."""
+        with self._lock:
+            starts = sorted(self._starts)
+        most, first = 0, 0
+        for last, at in enumerate(starts):
+            while at - starts[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     def snapshot(self) -> dict[str, int]:
         """``{"current", "max", "limit"}``."""
@@ -790,6 +804,10 @@ class FakeMast:
     def tesscut_in_flight(self) -> int:
         """TESScut requests being served right now (rejected ones included while they are answered)."""
         return self._tesscut_gauge.current
+
+    def tesscut_starts_max_per_s(self) -> int:
+        """The most TESScut requests that arrived within any one second since the last :meth:`reset`."""
+        return self._tesscut_gauge.most_starts_in_a_second()
 
     def tesscut_in_flight_max(self) -> int:
         """The most simultaneous TESScut requests since the last :meth:`reset` (503-rejected ones included)."""
