@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast test-container run openapi lint bench bench-load fake-mast clean
+.PHONY: demo test test-fast test-container run openapi lint bench bench-load bench-replicas fake-mast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ bench: $(STAMP)
 ## wrk and nginx: apt-get install -y nginx wrk)
 bench-load: $(STAMP)
 	$(BIN)/python benchmarks/bench_load.py
+
+## bench-replicas: warm throughput through nginx to one replica and to two sharing the cache tier (~1 min; needs
+## wrk, nginx and redis-server: apt-get install -y nginx wrk redis-server)
+bench-replicas: $(STAMP)
+	$(BIN)/python benchmarks/bench_replicas.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
