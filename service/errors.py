@@ -97,6 +97,13 @@ class ServiceRestarting(ServiceError):
     retryable = True
 
 
+class CoordinationUnavailable(ServiceError):
+    """The Redis that replicas share cannot be reached, so what another replica holds cannot be looked up."""
+
+    title, slug = "Coordination unavailable", "coordination-unavailable"
+    retryable = True
+
+
 class UpstreamError(ServiceError):
     """MAST did not give a usable answer."""
 

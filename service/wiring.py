@@ -21,6 +21,7 @@ from service.deps import Services
 from service.infra.cache import DiskCache
 from service.infra.shared_flights import SharedFlights
 from service.infra.shared_gate import SharedGate
+from service.infra.shared_jobs import SharedJobBoard
 from service.infra.shared_tier import SharedTier
 from service.infra.threads import THREADS_AT_WORK, Admission, Limiters, run_blocking
 from service.infra.tiered_cache import TieredCache
@@ -107,7 +108,9 @@ async def build_services(
             # when there is one, else in the cache's: an evicted lock only costs a duplicate).
             coordination = settings.state_redis_url or settings.cache_redis_url
             flights = SharedFlights(coordination) if settings.cache_redis_url and coordination else None
-            services = _services(settings, upstreams, limiters, cache, flights)
+            # Jobs' views are published for the other replicas wherever replicas coordinate.
+            board = SharedJobBoard(coordination, keep_s=settings.job_keep_s) if coordination else None
+            services = _services(settings, upstreams, limiters, cache, flights, board)
             await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)
             await run_blocking(cache.sweep, limiter=limiters.io)  # leftovers of a killed process
             try:
@@ -117,6 +120,8 @@ async def build_services(
                 await services.jobs.shutdown()
                 if flights is not None:
                     await flights.close()
+                if board is not None:
+                    await board.close()
                 if gate is not None:
                     await gate.close()
                 # Cancelled jobs' threads (a cache write, a decode) run on: the cache must outlive them.
@@ -225,11 +230,16 @@ def _tesscut_client(settings: Settings, guard: UpstreamGuard, gate: SharedGate |
 
 
 def _services(
-    settings: Settings, upstreams: _Upstreams, limiters: Limiters, cache: DiskCache, flights: SharedFlights | None
+    settings: Settings,
+    upstreams: _Upstreams,
+    limiters: Limiters,
+    cache: DiskCache,
+    flights: SharedFlights | None,
+    board: SharedJobBoard | None,
 ) -> Services:
     """Build every service over the cache and the upstream clients, each once for the app's life."""
     store = ArtifactStore(cache, limiters, keep_values=cache.memory.max_bytes > 0, shared_flights=flights)
-    jobs = JobRegistry(keep_s=settings.job_keep_s)
+    jobs = JobRegistry(keep_s=settings.job_keep_s, board=board)
     answers = SlowAnswers(jobs, default_wait_s=settings.job_wait_default_s)
     workshop = Workshop(store, cache, jobs, answers, limiters)
     dv = DvService(workshop, upstreams.exomast, ttl_tce_list_s=settings.ttl_tce_list_s, ttl_dv_s=settings.ttl_dv_s)

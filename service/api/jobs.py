@@ -9,7 +9,6 @@ from starlette.responses import Response
 from service.api.problems import problem_responses
 from service.deps import ServicesDep
 from service.errors import NotFound
-from service.problem_documents import error_body
 from service.schemas import JobView
 
 router = APIRouter(tags=["FFI cutouts"])
@@ -21,8 +20,10 @@ router = APIRouter(tags=["FFI cutouts"])
     summary="Poll a job",
     description="Status (`queued`, `running`, `done`, `failed`), bytes received from MAST so far, and when done the "
     "URL that now answers from the cache; when failed, the problem document. Jobs are kept for an hour after "
-    "they end.",
-    responses={200: {"description": "The job."}, **problem_responses(404, 422)},
+    "they end. With replicas sharing a Redis (`TESS_SERVICE_STATE_REDIS_URL` or `TESS_SERVICE_CACHE_REDIS_URL`), "
+    "any replica answers for a job another started (its view, published every second); 503 when this replica "
+    "does not hold the job and that Redis cannot be reached.",
+    responses={200: {"description": "The job."}, **problem_responses(404, 422, 503)},
 )
 async def get_job(
     job_id: Annotated[
@@ -36,9 +37,7 @@ async def get_job(
     services: ServicesDep,
 ) -> Response:
     """Return a job's state."""
-    job = services.jobs.get(job_id)
-    if job is None:
+    view = await services.jobs.find_view(job_id)
+    if view is None:
         raise NotFound(f"There is no job {job_id}; jobs are forgotten an hour after they end.")
-    view = job.as_json()
-    view["problem"] = error_body(job.error, f"/jobs/{job_id}") if job.error is not None else None
     return Response(orjson.dumps(view), media_type="application/json", headers={"Cache-Control": "no-store"})

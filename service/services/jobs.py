@@ -23,10 +23,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from service.errors import ServiceError, ServiceRestarting
+from service.errors import CoordinationUnavailable, ServiceError, ServiceRestarting
 from service.infra.metrics import JOBS
+from service.infra.shared_jobs import BoardUnavailable, SharedJobBoard
 from service.infra.threads import Admission, Ticket, handing_over
-from service.problem_documents import status_of
+from service.problem_documents import error_body, status_of
 from service.services.pools import overloaded_when_full
 
 JobStatus = Literal["queued", "running", "done", "failed"]
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 # write a problem document and close the connection.
 ANSWER_MARGIN_S = 2.0
 RESTART_RETRY_AFTER_S = 5
+# How often a running job's view (its bytes received) is published for the other replicas.
+PUBLISH_EVERY_S = 1.0
 
 
 @dataclass
@@ -74,6 +77,12 @@ class Job:
                 pass  # the download directory is being replaced between attempts
         return self.bytes_received
 
+    def view(self) -> dict[str, Any]:
+        """Return what `/jobs/{id}` shows: the public view and, when it failed, its problem document."""
+        view = self.as_json()
+        view["problem"] = error_body(self.error, f"/jobs/{self.id}") if self.error is not None else None
+        return view
+
     def as_json(self) -> dict[str, Any]:
         """Return the public view of the job."""
         return {
@@ -89,8 +98,9 @@ class Job:
 class JobRegistry:
     """Starts, deduplicates and remembers jobs for ``keep_s`` seconds after they end."""
 
-    def __init__(self, keep_s: float) -> None:
+    def __init__(self, keep_s: float, board: SharedJobBoard | None = None) -> None:
         self._keep_s = keep_s
+        self._board = board
         self._by_id: dict[str, Job] = {}
         self._running: dict[str, Job] = {}
         self._closing = False
@@ -100,6 +110,32 @@ class JobRegistry:
         """Return a job by id, unless it ended more than ``keep_s`` ago."""
         self._forget_old()
         return self._by_id.get(job_id)
+
+    async def find_view(self, job_id: str) -> dict[str, Any] | None:
+        """Return the view of a job this replica holds, else (with a board) the one another replica published.
+
+        Raises `CoordinationUnavailable` (503) when the job is not here and the board cannot be read.
+        """
+        job = self.get(job_id)
+        if job is not None:
+            return job.view()
+        if self._board is None:
+            return None
+        try:
+            return await self._board.read(job_id)
+        except BoardUnavailable as error:
+            raise CoordinationUnavailable(
+                f"Job {job_id} is not held by this replica, and the Redis where replicas publish their jobs cannot "
+                f"be reached ({error}). Try again shortly.",
+                retry_after_s=RESTART_RETRY_AFTER_S,
+            ) from error
+
+    async def _publish_while_running(self, job: Job) -> None:
+        """Publish the job's view now and every `PUBLISH_EVERY_S` until cancelled (its end is published apart)."""
+        assert self._board is not None
+        while True:
+            await self._board.publish(job.view())
+            await asyncio.sleep(PUBLISH_EVERY_S)
 
     def running(self, key: str) -> Job | None:
         """Return the running job for ``key``, if any."""
@@ -128,6 +164,7 @@ class JobRegistry:
         return job
 
     async def _run(self, job: Job, work: Callable[[Job], Awaitable[None]]) -> None:
+        publisher = asyncio.ensure_future(self._publish_while_running(job)) if self._board is not None else None
         try:
             await work(job)
         except asyncio.CancelledError:
@@ -157,6 +194,11 @@ class JobRegistry:
                 )
             job.release_place()
             self._running.pop(job.key, None)
+            if publisher is not None:
+                publisher.cancel()
+                await asyncio.gather(publisher, return_exceptions=True)
+                assert self._board is not None
+                await self._board.publish(job.view())
 
     def _forget_old(self) -> None:
         horizon = time.time() - self._keep_s

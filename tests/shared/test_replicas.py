@@ -112,6 +112,30 @@ def test_a_cutout_crosses_replicas_through_the_object_store(deployment: Deployme
     assert second.content == first.content and second.headers["etag"] == first.headers["etag"]
 
 
+def test_a_job_started_on_one_replica_is_followed_to_its_end_on_the_other(
+    deployment: Deployment, mast: FakeMast
+) -> None:
+    one, two = deployment.replicas
+    mast.set_fault("/tesscut/api/v0.1/astrocut", delay_s=1.5)  # so that the job is seen running
+    started = one.get(f"/tic/{TIC}/cutout", params={"sector": 1, "size": 14, "wait": 0})
+    assert started.status_code == 202, started.text
+    location = started.headers["location"]
+    seen: list[str] = []
+
+    def note(job: dict[str, object]) -> bool:
+        seen.append(str(job["status"]))
+        return job["status"] in ("done", "failed")
+
+    done = poll_job_sync(two, location, until=note).json()  # the other replica, which never held the job
+    assert done["status"] == "done" and done["problem"] is None, done
+    assert "running" in seen or "queued" in seen, seen
+    assert done["bytes_received"] > 0 and done["id"] == started.json()["id"]
+    result = two.get(done["result_url"])  # made on replica one, served by two from the shared tier
+    assert result.status_code == 200 and result.headers["x-cache"] == "HIT"
+    assert mast.count(endpoint="tesscut.astrocut") == 1
+    assert two.get("/jobs/" + "0" * 32).status_code == 404
+
+
 def test_with_redis_down_replicas_serve_and_ready_says_degraded(deployment: Deployment, mast: FakeMast) -> None:
     one, two = deployment.replicas
     fetched(one, SMALL)
@@ -126,6 +150,9 @@ def test_with_redis_down_replicas_serve_and_ready_says_degraded(deployment: Depl
         assert one.get(SMALL).status_code == 200  # on its own disk
         assert fetched(two, SMALL).status_code == 200  # on its disk from the first test, or from MAST: never a 5xx
         assert fetched(two, f"/tic/{TIC}/tces/1").status_code == 200
+        # A job this replica does not hold cannot be looked up: a 503 that says why, not a 404.
+        unknown = two.get("/jobs/" + "1" * 32)
+        assert unknown.status_code == 503 and unknown.json()["retryable"] is True, unknown.text
     finally:
         deployment.redis.start()
     # Back without a restart of the service: the next readiness poll asks again.
