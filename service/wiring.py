@@ -78,7 +78,7 @@ async def build_services(
             settings.state_redis_url,
             "tesscut",
             in_flight=settings.tesscut_max_in_flight,
-            starts_per_s=max(1, int(settings.tesscut_starts_per_s)),
+            starts_per_s=settings.tesscut_starts_per_s,
         )
         if settings.state_redis_url
         else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -25,6 +26,7 @@ from service.infra.metrics import SHARED_FLIGHTS
 log = logging.getLogger(__name__)
 
 _TIMEOUT_S = 2.0
+_RETRY_AFTER_S = 5.0
 
 
 class SharedFlights:
@@ -37,6 +39,7 @@ class SharedFlights:
         self._lease_s = lease_s
         self._wait_s = wait_s
         self._prefix = prefix
+        self._down_until = 0.0  # after a failure, replicas go ahead alone for a while without asking
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[bool]:
@@ -46,10 +49,13 @@ class SharedFlights:
         )
         outcome = "held"
         try:
-            if not await lock.acquire():
+            if time.monotonic() < self._down_until:
+                outcome = "unavailable"
+            elif not await lock.acquire():
                 outcome = "timeout"
         except (RedisError, OSError) as error:
             log.warning("shared single-flight for %s unavailable (%s): going ahead alone", key, error)
+            self._down_until = time.monotonic() + _RETRY_AFTER_S
             outcome = "unavailable"
         SHARED_FLIGHTS.labels(outcome).inc()
         if outcome != "held":
@@ -71,9 +77,11 @@ class SharedFlights:
             await asyncio.sleep(self._lease_s / 3)
             try:
                 await lock.reacquire()
-            except (RedisError, OSError, LockError) as error:
-                log.warning("could not extend the lease of %s: %s", lock.name, error)
+            except LockError as error:
+                log.warning("the lease of %s was lost: %s", lock.name, error)  # expired: nothing left to extend
                 return
+            except (RedisError, OSError) as error:
+                log.warning("could not extend the lease of %s (trying again): %s", lock.name, error)
 
     async def close(self) -> None:
         """Close the connection pool."""

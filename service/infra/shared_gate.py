@@ -82,7 +82,9 @@ class GateUnavailable(OSError):
 class SharedGate:
     """At most ``in_flight`` calls at once and ``starts_per_s`` started per second, across every process."""
 
-    def __init__(self, redis_url: str, name: str, *, in_flight: int, starts_per_s: int, lease_s: float = 30.0) -> None:
+    def __init__(
+        self, redis_url: str, name: str, *, in_flight: int, starts_per_s: float, lease_s: float = 30.0
+    ) -> None:
         self._redis = aioredis.Redis.from_url(redis_url, socket_timeout=_TIMEOUT_S, socket_connect_timeout=_TIMEOUT_S)
         self._key = f"tess:gate:{name}:leases"
         self._starts_key = f"tess:gate:{name}:next-start"
@@ -104,6 +106,11 @@ class SharedGate:
             keeper = asyncio.create_task(self._keep(token))
         except (RedisError, OSError) as error:
             raise GateUnavailable(f"the state Redis cannot be reached ({error})") from error
+        except BaseException:
+            # Cancelled while taking: the script may have run on Redis before its reply arrived.
+            with suppress(RedisError, OSError):
+                await asyncio.shield(self._redis.zrem(self._key, token))
+            raise
         try:
             await self._start()
             yield

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 _TIMEOUT_S = 2.0
+RUNNING_VIEW_S = 10.0
 
 
 class BoardUnavailable(OSError):
@@ -33,10 +34,16 @@ class SharedJobBoard:
         self._keep_ms = max(1, int(keep_s * 1000))
         self._prefix = prefix
 
-    async def publish(self, view: dict[str, Any]) -> None:
-        """Write one job's view; a failure is logged (the job goes on; other replicas see an older view)."""
+    async def publish(self, view: dict[str, Any], *, final: bool = False) -> None:
+        """Write one job's view; a failure is logged (the job goes on; other replicas see an older view).
+
+        A running job's view lives `RUNNING_VIEW_S`, renewed every second while its replica runs it: a replica that
+        dies takes its jobs with it (they read as unknown, 404, within seconds), not "running" for an hour. The
+        view of an ended job (``final``) is kept ``keep_s``.
+        """
+        ttl_ms = self._keep_ms if final else int(RUNNING_VIEW_S * 1000)
         try:
-            await self._redis.set(self._prefix + str(view["id"]), orjson.dumps(view), px=self._keep_ms)
+            await self._redis.set(self._prefix + str(view["id"]), orjson.dumps(view), px=ttl_ms)
         except (RedisError, OSError) as error:
             log.warning("could not publish job %s: %s", view["id"], error)
 

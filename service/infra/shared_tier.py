@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ BLOB_CHUNK_BYTES = 1024 * 1024
 _REDIS_TIMEOUT_S = 2.0
 # What the clients raise when their server is down or misbehaves (obstore raises OSError subclasses and its own).
 _FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError, obstore.exceptions.BaseError)
+
+
+class LocalWriteFailed(Exception):
+    """Writing what the shared tier sent failed on this replica's disk: not the shared tier's failure."""
 
 
 @dataclass(frozen=True)
@@ -196,5 +201,11 @@ def open_blob_store(url: str) -> Any:
         Path(url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
         return from_url(url)
     if url.startswith("s3://"):
-        return from_url(url, client_options={"allow_http": True})
+        # Bounded: a store that accepts connections and never answers must not hold the cache's worker threads for
+        # obstore's default of 10 retries over 3 minutes.
+        return from_url(
+            url,
+            client_options={"allow_http": True, "connect_timeout": "5s", "timeout": "120s"},
+            retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=20)},
+        )
     raise ValueError(f"blob store URL must be s3://bucket[/prefix] or file:///directory, not {url!r}")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
+import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from service.infra.cache import DiskCache
 from service.infra.cache_entries import CachedBody, EntryMeta
 from service.infra.integrity import digest_etag, strong_etag
 from service.infra.metrics import SHARED_TIER_READS
-from service.infra.shared_tier import SharedTier
+from service.infra.shared_tier import LocalWriteFailed, SharedTier
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +58,16 @@ class TieredCache(DiskCache):
         if meta.fresh_until + self.keep_stale_s <= self.clock():
             SHARED_TIER_READS.labels("miss").inc()
             return None
-        if record.data is not None:
-            kept = self._keep_body(key, meta, record.tag, record.data)
-        else:
-            kept = record.blob is not None and self._keep_blob(key, meta, record.tag, record.blob)
+        try:
+            if record.data is not None:
+                kept = self._keep_body(key, meta, record.tag, record.data)
+            else:
+                kept = record.blob is not None and self._keep_blob(key, meta, record.tag, record.blob)
+        except (OSError, sqlite3.Error, LocalWriteFailed) as error:
+            # This replica's disk failed (full, read-only): a miss, made again upstream; the shared entry is fine.
+            log.warning("could not keep shared cache entry %s here: %s", key, error)
+            SHARED_TIER_READS.labels("local-error").inc()
+            return None
         SHARED_TIER_READS.labels("hit" if kept else "corrupt").inc()
         return super().get(key) if kept else None
 
@@ -73,14 +82,19 @@ class TieredCache(DiskCache):
 
     def _keep_blob(self, key: str, meta: EntryMeta, tag: str, blob: str) -> bool:
         digest = hashlib.sha256()
-        part = self._incoming / hashlib.sha256(key.encode()).hexdigest()
+        self._incoming.mkdir(exist_ok=True)  # diskcache prunes directories it finds empty
+        # A file of its own per read: concurrent reads of one key must not write into each other's copy.
+        handle, name = tempfile.mkstemp(dir=self._incoming, prefix="shared-")
+        part = Path(name)
         try:
-            self._incoming.mkdir(exist_ok=True)  # diskcache prunes directories it finds empty
-            with part.open("wb") as out:
+            with os.fdopen(handle, "wb") as out:
 
                 def write(chunk: bytes) -> None:
                     digest.update(chunk)
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as error:
+                        raise LocalWriteFailed(str(error)) from error
 
                 copied = self.shared.copy_blob(blob, write)
             if not copied or part.stat().st_size != meta.size or digest_etag(digest) != meta.etag:

@@ -198,7 +198,7 @@ class JobRegistry:
                 publisher.cancel()
                 await asyncio.gather(publisher, return_exceptions=True)
                 assert self._board is not None
-                await self._board.publish(job.view())
+                await self._board.publish(job.view(), final=True)
 
     def _forget_old(self) -> None:
         horizon = time.time() - self._keep_s

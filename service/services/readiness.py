@@ -56,6 +56,7 @@ class ReadinessProbe:
         self._breakers = breakers
         # One thread for cache probes, apart from the I/O pool so heavy I/O cannot starve it.
         self._limiter = CapacityLimiter(1)
+        self._shared_limiter = CapacityLimiter(1)  # the shared tier's ping: a stuck one holds no cache probe
 
     async def check(self) -> Readiness:
         """Probe the cache (and the shared tier, when there is one) and read the breakers."""
@@ -66,8 +67,16 @@ class ReadinessProbe:
 
     async def _shared_check(self, shared: SharedTier) -> ReadyCheck:
         """Ask the shared tier now: when it is down, this replica serves what its own tiers hold (degraded)."""
-        await run_blocking(shared.ping, limiter=self._limiter)
+        try:
+            async with asyncio.timeout(CACHE_PROBE_TIMEOUT_S):
+                # Its own thread, abandoned on timeout: a stalled Redis or store must not hold `/ready`.
+                answered = await run_blocking(shared.ping, limiter=self._shared_limiter, abandon_on_cancel=True)
+        except TimeoutError:
+            late = f"Redis or the object store did not answer within {CACHE_PROBE_TIMEOUT_S:g} s"
+            return ReadyCheck(name="shared cache", ok=False, state="unavailable", detail=late)
         ok, state, detail = shared.state()
+        if not answered and ok:
+            ok, state = False, "unavailable"
         return ReadyCheck(name="shared cache", ok=ok, state=state, detail=detail)
 
     async def _cache_check(self) -> ReadyCheck:
@@ -98,9 +107,11 @@ def _breaker_check(breaker: CircuitBreaker) -> ReadyCheck:
 def _probe_cache(cache: DiskCache) -> None:
     """Write, read back and delete a small entry (blocking: runs in a worker thread)."""
     key = f"ready-probe:{uuid.uuid4().hex}"  # its own key, so concurrent probes cannot disturb each other
+    # This replica's own disk tier only (DiskCache's methods, not a TieredCache's): the shared tier has its own
+    # check, and a slow Redis must not make this replica look unable to serve.
     try:
-        cache.put(key, _PROBE_PAYLOAD, media_type="application/octet-stream", ttl_s=60)
-        entry = cache.get(key)
+        DiskCache.put(cache, key, _PROBE_PAYLOAD, media_type="application/octet-stream", ttl_s=60)
+        entry = DiskCache.get(cache, key)
         if entry is None:
             raise OSError("the entry just written is not there")
         try:
@@ -109,4 +120,4 @@ def _probe_cache(cache: DiskCache) -> None:
         finally:
             entry.close()
     finally:
-        cache.delete(key)
+        DiskCache.delete(cache, key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -96,6 +97,45 @@ def test_a_large_body_goes_through_the_object_store_in_chunks(
     found = replicas.b.get("cutout:1")
     assert found is not None and found.meta.etag == meta.etag
     assert b"".join(found.chunks()) == source.read_bytes()
+    found.close()
+
+
+def test_concurrent_reads_of_one_large_entry_each_get_it_whole(
+    replicas: Replicas, client: redis.Redis, tmp_path: Path
+) -> None:
+    source = tmp_path / "movie.gif"
+    source.write_bytes(os.urandom(4 * MIB))
+    replicas.a.put_file("movie:3", source, media_type="image/gif", ttl_s=600)
+
+    def read() -> bytes:
+        found = replicas.b.get("movie:3")
+        assert found is not None
+        try:
+            return b"".join(found.chunks())
+        finally:
+            found.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        bodies = list(pool.map(lambda _: read(), range(6)))
+    assert all(body == source.read_bytes() for body in bodies)
+    assert client.exists("tess:cache:movie:3"), "a good shared entry was dropped"
+
+
+def test_a_replica_whose_disk_fails_misses_and_leaves_the_shared_entry(
+    replicas: Replicas, client: redis.Redis, tmp_path: Path
+) -> None:
+    source = tmp_path / "cutout.fits"
+    source.write_bytes(os.urandom(2 * MIB))
+    replicas.a.put_file("cutout:9", source, media_type="application/fits", ttl_s=600)
+    incoming = tmp_path / "b" / "incoming"
+    if incoming.exists():
+        incoming.rmdir()
+    incoming.write_bytes(b"not a directory")  # the tests run as root, which ignores modes: a file breaks writes
+    assert replicas.b.get("cutout:9") is None  # a miss, not an exception
+    assert client.exists("tess:cache:cutout:9")
+    incoming.unlink()
+    found = replicas.b.get("cutout:9")
+    assert found is not None and b"".join(found.chunks()) == source.read_bytes()
     found.close()
 
 
