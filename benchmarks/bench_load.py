@@ -285,16 +285,14 @@ def write_docroot(docroot: Path, bodies: dict[str, list[tuple[str, bytes]]]) -> 
 
 
 @contextmanager
-def nginx_static(docroot: Path, workdir: Path) -> Iterator[Server]:
-    """nginx (one worker) serving ``docroot`` on a free loopback port, under a temporary prefix."""
-    prefix = workdir / "nginx"
-    prefix.mkdir()
+def nginx_running(template: Path, prefix: Path, ready_path: str, **values: object) -> Iterator[Server]:
+    """nginx configured from ``template`` (``$prefix``, a free ``$port`` and ``values``) under ``prefix``, on loopback.
+
+    Yields once ``ready_path`` answers; stops nginx when the block ends.
+    """
     port = free_port()
     config = prefix / "nginx.conf"
-    config.write_text(string.Template(NGINX_TEMPLATE.read_text()).substitute(prefix=prefix, port=port, docroot=docroot))
-    # As root, nginx's worker runs as an unprivileged user: it must be able to read the files.
-    for path in (workdir, docroot, *docroot.rglob("*")):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    config.write_text(string.Template(template.read_text()).substitute(prefix=prefix, port=port, **values))
     process = subprocess.Popen(
         ["nginx", "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
         stdout=subprocess.DEVNULL,
@@ -302,10 +300,22 @@ def nginx_static(docroot: Path, workdir: Path) -> Iterator[Server]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url + "/", process, "nginx")
+        wait_until_up(url + ready_path, process, "nginx")
         yield Server(url, process.pid)
     finally:
         stop_process(process)
+
+
+@contextmanager
+def nginx_static(docroot: Path, workdir: Path) -> Iterator[Server]:
+    """nginx (one worker) serving ``docroot`` on a free loopback port, under a temporary prefix."""
+    prefix = workdir / "nginx"
+    prefix.mkdir()
+    # As root, nginx's worker runs as an unprivileged user: it must be able to read the files.
+    for path in (workdir, docroot, *docroot.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    with nginx_running(NGINX_TEMPLATE, prefix, "/", docroot=docroot) as server:
+        yield server
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,8 +18,6 @@ import argparse
 import os
 import shutil
 import statistics
-import string
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -31,8 +29,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._harness import free_port, mast_process, service_process, stop_process, wait_until_up  # noqa: E402
-from benchmarks.bench_load import CONNECTIONS, WARM_ROUTES, Server, finish_wrk, start_wrk  # noqa: E402
+from benchmarks._harness import mast_process, service_process  # noqa: E402
+from benchmarks.bench_load import (  # noqa: E402
+    CONNECTIONS,
+    WARM_ROUTES,
+    Server,
+    finish_wrk,
+    nginx_running,
+    start_wrk,
+)
 from tests.redis_server import RedisServer  # noqa: E402
 
 PROXY_TEMPLATE = Path(__file__).resolve().parent / "nginx" / "proxy.conf.template"
@@ -43,17 +48,9 @@ MIXED = [url for name in ("lightcurve.json", "tces", "lightcurve.png") for url i
 @contextmanager
 def nginx_proxy(upstreams: list[str], workdir: Path) -> Iterator[Server]:
     prefix = Path(tempfile.mkdtemp(prefix="nginx-", dir=workdir))
-    port = free_port()
     servers = "\n".join(f"        server {url.removeprefix('http://')};" for url in upstreams)
-    config = prefix / "nginx.conf"
-    config.write_text(string.Template(PROXY_TEMPLATE.read_text()).substitute(prefix=prefix, port=port, servers=servers))
-    process = subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url + "/health", process, "nginx")
-        yield Server(url, process.pid)
-    finally:
-        stop_process(process)
+    with nginx_running(PROXY_TEMPLATE, prefix, "/health", servers=servers) as server:
+        yield server
 
 
 def warm(base_url: str) -> None:

@@ -38,29 +38,34 @@ _TIMEOUT_S = 2.0
 _SPACING_MARGIN = 1.15
 _POLL_S = 0.02
 
-# KEYS[1] the lease set; ARGV: token, limit, lease in ms. Returns 1 when the lease was taken.
-_TAKE = """
+# Both lease scripts: KEYS[1] the lease set; ARGV[1] the token, ARGV[2] the lease in ms; they set the token's
+# lease to end one lease from now (Redis's clock) and return 1, or return 0.
+_LEASE = """
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-    redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[3]), ARGV[1])
-    redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
-    return 1
-end
-return 0
-"""
-# KEYS[1] the lease set; ARGV: token, lease in ms. Returns 1 when the lease was still held and is extended.
-_EXTEND = """
-local now = redis.call('TIME')
-local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+local function lease()
     redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[1])
     redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
     return 1
 end
+"""
+# Take a lease when fewer than ARGV[3] are live (expired ones dropped first).
+_TAKE = (
+    _LEASE
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then return lease() end
 return 0
 """
+)
+# Extend a lease still held.
+_EXTEND = (
+    _LEASE
+    + """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return lease() end
+return 0
+"""
+)
 
 
 # KEYS[1] the next free start time (ms, Redis's clock); ARGV: the interval in ms. Reserves the next start and
@@ -101,7 +106,7 @@ class SharedGate:
         """Hold one lease and one start for the block; raises `GateUnavailable` when Redis cannot be reached."""
         token = uuid.uuid4().hex
         try:
-            while not await self._take(keys=[self._key], args=[token, self._in_flight, self._lease_ms]):
+            while not await self._take(keys=[self._key], args=[token, self._lease_ms, self._in_flight]):
                 await asyncio.sleep(_POLL_S)
             keeper = asyncio.create_task(self._keep(token))
         except (RedisError, OSError) as error:

@@ -83,11 +83,6 @@ class SharedTier:
 
     # --- state -------------------------------------------------------------------------------------------------
 
-    @property
-    def has_blob_store(self) -> bool:
-        """Whether large bodies are shared too."""
-        return self._store is not None
-
     def state(self) -> tuple[bool, str, str | None]:
         """(ok, state, detail) for `/ready`: ``available``, or ``unavailable`` with the last failure."""
         if self._clock() < self._down_until:

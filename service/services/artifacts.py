@@ -42,7 +42,6 @@ LARGE_VALUE_MAX_BYTES = 64 * 1024 * 1024
 LARGE_VALUES_MAX = 4
 
 _HIT, _MISS, _STALE = (CACHE_LOOKUPS.labels(result) for result in ("hit", "miss", "stale"))
-_PRODUCED = PRODUCTIONS
 
 
 @dataclass(frozen=True)
@@ -338,7 +337,7 @@ class ArtifactStore:
     async def _produce(
         self, key: str, produce: Callable[[], Awaitable[Artifact]]
     ) -> tuple[CachedBody | None, bool, str | None]:
-        _PRODUCED.inc()
+        PRODUCTIONS.inc()
         with upstream_ledger() as ledger:
             artifact = await produce()
         if ledger.stale_reason is not None:

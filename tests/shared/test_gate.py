@@ -61,7 +61,7 @@ async def test_two_processes_together_keep_both_limits(server: RedisServer) -> N
 async def test_a_killed_holder_frees_its_slot_when_its_lease_runs_out(server: RedisServer) -> None:
     gate = SharedGate(server.url, "t2", in_flight=1, starts_per_s=5, lease_s=0.6)
     # A holder that died mid-call: its lease is there, and nobody extends or removes it.
-    assert await gate._take(keys=["tess:gate:t2:leases"], args=["dead", 1, 600])
+    assert await gate._take(keys=["tess:gate:t2:leases"], args=["dead", 600, 1])
     began = time.monotonic()
     async with gate.slot():
         waited = time.monotonic() - began

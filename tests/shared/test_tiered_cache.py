@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from service.infra.cache import DiskCache
+from service.infra.cache_entries import EntryMeta
 from service.infra.shared_tier import SharedTier
 from service.infra.tiered_cache import TieredCache
 from tests.clock import FakeClock
@@ -57,6 +58,12 @@ class Replicas:
         )
 
 
+def shared_file(replicas: Replicas, path: Path, key: str, size: int, media_type: str) -> tuple[Path, EntryMeta]:
+    """Write ``size`` random bytes to ``path`` and store them under ``key`` through replica A; return both."""
+    path.write_bytes(os.urandom(size))
+    return path, replicas.a.put_file(key, path, media_type=media_type, ttl_s=600)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(start=time.time())
@@ -88,9 +95,7 @@ def test_a_small_answer_stored_by_one_replica_is_read_by_the_other(replicas: Rep
 def test_a_large_body_goes_through_the_object_store_in_chunks(
     replicas: Replicas, client: redis.Redis, tmp_path: Path
 ) -> None:
-    source = tmp_path / "cutout.fits"
-    source.write_bytes(os.urandom(3 * MIB + 17))
-    meta = replicas.a.put_file("cutout:1", source, media_type="application/fits", ttl_s=600)
+    source, meta = shared_file(replicas, tmp_path / "cutout.fits", "cutout:1", 3 * MIB + 17, "application/fits")
     record = client.hgetall("tess:cache:cutout:1")
     assert b"body" not in record and record[b"blob"] == b"blobs/" + meta.etag.strip('"').encode()
     assert (replicas.blob_dir / record[b"blob"].decode()).stat().st_size == meta.size
@@ -103,9 +108,7 @@ def test_a_large_body_goes_through_the_object_store_in_chunks(
 def test_concurrent_reads_of_one_large_entry_each_get_it_whole(
     replicas: Replicas, client: redis.Redis, tmp_path: Path
 ) -> None:
-    source = tmp_path / "movie.gif"
-    source.write_bytes(os.urandom(4 * MIB))
-    replicas.a.put_file("movie:3", source, media_type="image/gif", ttl_s=600)
+    source, _ = shared_file(replicas, tmp_path / "movie.gif", "movie:3", 4 * MIB, "image/gif")
 
     def read() -> bytes:
         found = replicas.b.get("movie:3")
@@ -124,9 +127,7 @@ def test_concurrent_reads_of_one_large_entry_each_get_it_whole(
 def test_a_replica_whose_disk_fails_misses_and_leaves_the_shared_entry(
     replicas: Replicas, client: redis.Redis, tmp_path: Path
 ) -> None:
-    source = tmp_path / "cutout.fits"
-    source.write_bytes(os.urandom(2 * MIB))
-    replicas.a.put_file("cutout:9", source, media_type="application/fits", ttl_s=600)
+    source, _ = shared_file(replicas, tmp_path / "cutout.fits", "cutout:9", 2 * MIB, "application/fits")
     incoming = tmp_path / "b" / "incoming"
     if incoming.exists():
         incoming.rmdir()
@@ -146,9 +147,9 @@ def test_a_large_body_crosses_replicas_through_an_s3_server(
         for name, value in s3.env.items():
             monkeypatch.setenv(name, value)  # what the service reads, as any S3 client does
         replicas = Replicas(tmp_path, server.url, f"s3://{s3.bucket}/cache", clock)
-        source = tmp_path / "movie.mp4"
-        source.write_bytes(os.urandom(11 * MIB))  # three multipart parts of 5 MB
-        meta = replicas.a.put_file("movie:2", source, media_type="video/mp4", ttl_s=600)
+        source, meta = shared_file(
+            replicas, tmp_path / "movie.mp4", "movie:2", 11 * MIB, "video/mp4"
+        )  # three multipart parts of 5 MB
         listed = httpx.get(f"{s3.endpoint}/{s3.bucket}?list-type=2", timeout=10).text
         assert f"<Key>cache/blobs/{meta.etag.strip(chr(34))}</Key>" in listed
         found = replicas.b.get("movie:2")
@@ -174,9 +175,7 @@ def test_corrupt_shared_bytes_are_a_miss_and_are_dropped(
     assert replicas.b.get("tces:2") is None
     assert not client.exists("tess:cache:tces:2")
 
-    source = tmp_path / "big.bin"
-    source.write_bytes(os.urandom(BODY_MAX * 3))
-    replicas.a.put_file("big:1", source, media_type="application/octet-stream", ttl_s=600)
+    source, _ = shared_file(replicas, tmp_path / "big.bin", "big:1", BODY_MAX * 3, "application/octet-stream")
     blob = replicas.blob_dir / client.hget("tess:cache:big:1", "blob").decode()  # type: ignore[union-attr]
     blob.write_bytes(b"\0" + source.read_bytes()[1:])
     assert replicas.b.get("big:1") is None
