@@ -11,6 +11,8 @@ ServiceError                    a bug or a local failure (the disk, a crashed jo
 ├── InsufficientStorage         a result larger than the cache may hold
 ├── Overloaded                  a work pool's queue is full: new work is refused at once, with Retry-After
 ├── ServiceRestarting           a job the service stopped at shutdown; asking again starts it afresh
+├── CoordinationUnavailable     the Redis replicas share cannot be reached
+├── WorkInterrupted             a queued job whose workers all died or crashed; asking again starts it afresh
 ├── TesscutBadRequest *         a parameter TESScut would reject (its ``msg`` too)
 ├── FormTooLarge *              a POST body larger than any TESScut form
 ├── MovingTargetsNotSupported * moving-target cutouts, not mirrored
@@ -101,6 +103,13 @@ class CoordinationUnavailable(ServiceError):
     """The Redis that replicas share cannot be reached, so what another replica holds cannot be looked up."""
 
     title, slug = "Coordination unavailable", "coordination-unavailable"
+    retryable = True
+
+
+class WorkInterrupted(ServiceError):
+    """A queued job ran out of attempts: its workers were killed or crashed each time; nothing partial was kept."""
+
+    title, slug = "Work interrupted", "work-interrupted"
     retryable = True
 
 

@@ -26,6 +26,7 @@ from service.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    WorkInterrupted,
 )
 from service.infra.problem_json import Problem
 
@@ -42,6 +43,7 @@ STATUS_CODES: dict[type[ServiceError], int] = {
     Overloaded: 503,
     ServiceRestarting: 503,
     CoordinationUnavailable: 503,
+    WorkInterrupted: 503,
     UpstreamError: 502,
     BadUpstreamResponse: 502,
     UpstreamUnavailable: 503,

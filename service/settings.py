@@ -69,6 +69,23 @@ class Settings(BaseSettings):
         "instance with `maxmemory-policy noeviction` and `appendonly yes`. When it cannot be reached, TESScut calls "
         "answer 503 (retryable) and cached answers are still served. Unset: each process counts alone.",
     )
+    work_queue: bool = Field(
+        False,
+        description="Download cutouts in `python -m service.worker` processes, as jobs on a queue in the state "
+        "Redis, rather than in this process: then only the workers call TESScut for cutouts, and a job survives "
+        "the replica that asked for it, a killed worker (re-run by another) and a restart of the state Redis. "
+        "Needs state_redis_url and blob_store_url (the workers hand cutouts over through the object store).",
+    )
+    worker_concurrency: int = Field(
+        5,
+        ge=1,
+        le=10,
+        description="Cutout jobs one worker runs at once. Keep the sum over all workers at most 10, TESScut's limit "
+        "of requests in flight per user (two workers of 5 by default).",
+    )
+    worker_metrics_port: int = Field(
+        9101, ge=0, le=65535, description="Port of a worker's /metrics (Prometheus text format); 0: none."
+    )
     shared_body_max_kb: int = Field(
         256, ge=1, description="Largest body the shared tier keeps in Redis, in KiB; larger go to the object store."
     )
@@ -170,6 +187,10 @@ class Settings(BaseSettings):
     def _blob_store_needs_redis(self) -> "Settings":
         if self.blob_store_url and not self.cache_redis_url:
             raise ValueError("blob_store_url needs cache_redis_url: the shared entries' metadata live in Redis")
+        if self.work_queue and not (self.state_redis_url and self.blob_store_url):
+            raise ValueError(
+                "work_queue needs state_redis_url (the queue) and blob_store_url (where workers leave cutouts)"
+            )
         return self
 
 

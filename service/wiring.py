@@ -25,6 +25,7 @@ from service.infra.shared_jobs import SharedJobBoard
 from service.infra.shared_tier import SharedTier
 from service.infra.threads import THREADS_AT_WORK, Admission, Limiters, run_blocking
 from service.infra.tiered_cache import TieredCache
+from service.infra.work_queue import WorkQueue
 from service.services.answers import SlowAnswers
 from service.services.artifacts import ArtifactStore
 from service.services.cutout_products import CutoutProducts, RenderLimits
@@ -32,6 +33,7 @@ from service.services.cutouts import CutoutService
 from service.services.dv import DvService
 from service.services.exomast_mirror import ExoMastMirror
 from service.services.jobs import JobRegistry
+from service.services.queued_work import QueuedCutouts
 from service.services.readiness import ReadinessProbe
 from service.services.surroundings import SurroundingsService
 from service.services.targets import TargetResolver
@@ -110,7 +112,16 @@ async def build_services(
             flights = SharedFlights(coordination) if settings.cache_redis_url and coordination else None
             # Jobs' views are published for the other replicas wherever replicas coordinate.
             board = SharedJobBoard(coordination, keep_s=settings.job_keep_s) if coordination else None
-            services = _services(settings, upstreams, limiters, cache, flights, board)
+            queue = (
+                WorkQueue(
+                    settings.state_redis_url, job_timeout_s=settings.tesscut_deadline_s, keep_s=settings.job_keep_s
+                )
+                if settings.work_queue and settings.state_redis_url
+                else None
+            )
+            services = _services(settings, upstreams, limiters, cache, _Shared(flights, board, queue))
+            if queue is not None:
+                queue.watch_depth()
             await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)
             await run_blocking(cache.sweep, limiter=limiters.io)  # leftovers of a killed process
             try:
@@ -122,6 +133,8 @@ async def build_services(
                     await flights.close()
                 if board is not None:
                     await board.close()
+                if queue is not None:
+                    await queue.close()
                 if gate is not None:
                     await gate.close()
                 # Cancelled jobs' threads (a cache write, a decode) run on: the cache must outlive them.
@@ -129,6 +142,15 @@ async def build_services(
                     log.warning("%d worker threads still running at shutdown", THREADS_AT_WORK.running)
     finally:
         cache.close()
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What replicas share, when configured: single-flight locks, the job board and the work queue."""
+
+    flights: SharedFlights | None
+    board: SharedJobBoard | None
+    queue: WorkQueue | None
 
 
 @dataclass(frozen=True)
@@ -234,12 +256,11 @@ def _services(
     upstreams: _Upstreams,
     limiters: Limiters,
     cache: DiskCache,
-    flights: SharedFlights | None,
-    board: SharedJobBoard | None,
+    shared: _Shared,
 ) -> Services:
     """Build every service over the cache and the upstream clients, each once for the app's life."""
-    store = ArtifactStore(cache, limiters, keep_values=cache.memory.max_bytes > 0, shared_flights=flights)
-    jobs = JobRegistry(keep_s=settings.job_keep_s, board=board)
+    store = ArtifactStore(cache, limiters, keep_values=cache.memory.max_bytes > 0, shared_flights=shared.flights)
+    jobs = JobRegistry(keep_s=settings.job_keep_s, board=shared.board)
     answers = SlowAnswers(jobs, default_wait_s=settings.job_wait_default_s)
     workshop = Workshop(store, cache, jobs, answers, limiters)
     dv = DvService(workshop, upstreams.exomast, ttl_tce_list_s=settings.ttl_tce_list_s, ttl_dv_s=settings.ttl_dv_s)
@@ -253,6 +274,7 @@ def _services(
         pool=cutout_pool,
         ttl_sectors_s=settings.ttl_sectors_s,
         ttl_cutout_s=settings.ttl_cutout_s,
+        queued=QueuedCutouts(shared.queue) if shared.queue is not None else None,
     )
     render_pool = Admission(
         "render", running=settings.render_threads, waiting=settings.render_queue_max, retry_after_s=2

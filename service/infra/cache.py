@@ -321,6 +321,9 @@ class DiskCache:
         self._cache.delete(key)
         self.memory.forget(key)  # after the disk: a read racing with the delete cannot refill it
 
+    def reshare(self, keys: list[str]) -> None:
+        """Share ``keys`` again where a tier is shared and lost them (blocking); here nothing is shared."""
+
     # --- housekeeping ------------------------------------------------------------------------------------
 
     def volume_bytes(self) -> int:

@@ -94,3 +94,17 @@ POOL_IN_USE = Gauge("tess_pool_in_use", "Worker threads busy, by pool.", ["pool"
 POOL_SHED = Counter("tess_pool_shed_total", "Requests answered 503 because a pool's queue was full, by pool.", ["pool"])
 
 JOBS = Gauge("tess_jobs", "Jobs the registry currently remembers, by state.", ["state"])
+QUEUE_JOBS = Gauge(
+    "tess_queue_jobs",
+    "Jobs on the shared job queue (TESS_SERVICE_WORK_QUEUE), by state: queued, active, scheduled (waiting for a "
+    "retry); -1 while the state Redis cannot be reached. Read from Redis every 2 s, so every replica and worker "
+    "reports the same queue.",
+    ["state"],
+)
+QUEUE_JOB_RUNS = Counter(
+    "tess_queue_job_runs_total",
+    "Queued jobs this worker ran, by function and outcome: done, failed (a problem the job answers with, e.g. "
+    "TESScut's 4xx or 5xx), crashed (an unexpected error: the queue retries it).",
+    ["function", "outcome"],
+)
+QUEUE_JOBS_RUNNING = Gauge("tess_queue_jobs_running", "Queued jobs this worker is running now.")

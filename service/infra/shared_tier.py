@@ -170,7 +170,7 @@ class SharedTier:
 
         def write() -> bool:
             with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(self._prefix + key, mapping=record)  # type: ignore[arg-type]
+                pipe.hset(self._prefix + key, mapping=record)
                 pipe.pexpire(self._prefix + key, expire_ms)
                 pipe.execute()
             return True

@@ -125,6 +125,27 @@ class TieredCache(DiskCache):
         self.shared.store(key, meta.to_tag(), meta.etag, self._expire_s(meta), path=path)
         return meta
 
+    def reshare(self, keys: list[str]) -> None:
+        """Share each of ``keys`` again from this disk when the shared tier has lost it (its Redis flushed).
+
+        A worker that finds a cutout on its own disk must not assume the replicas can read it too.
+        """
+        for key in keys:
+            if self.shared.fetch(key) is not None:
+                continue
+            found = super().get(key)
+            if found is None:
+                continue
+            meta, expire_s = found.meta, self._expire_s(found.meta)
+            try:
+                if found.file is not None:
+                    self.shared.store(key, meta.to_tag(), meta.etag, expire_s, path=Path(found.file.name))
+                else:
+                    self.shared.store(key, meta.to_tag(), meta.etag, expire_s, data=found.data)
+            finally:
+                found.close()
+            log.info("shared cache entry %s shared again from this disk", key)
+
     def delete(self, key: str) -> None:
         """Drop ``key`` here and from the shared tier."""
         super().delete(key)

@@ -135,7 +135,9 @@ class SlowAnswers:
             async def follow(job: Job) -> None:
                 await _plan_and_follow(job, planned)
 
-            return Accepted(self._jobs.start(f"planned:{then}", then, follow, pool=planned.pool), then)
+            job = self._jobs.start(f"planned:{then}", then, follow, pool=planned.pool)
+            await self._jobs.announced(job)
+            return Accepted(job, then)
         work = planned.work(planning.result())  # a bad target's 404/422 is raised here, synchronously
         return await self.from_cache_or_job(work, max(0.0, deadline - loop.time()), then)
 
@@ -156,6 +158,7 @@ class SlowAnswers:
             if job.status not in ("done", "failed"):
                 # Stopping: a 202 would point at a job about to be stopped and forgotten.
                 self._jobs.raise_if_stopping()
+                await self._jobs.announced(job)
                 return Accepted(job, then)
             found = await work.finished(job)
         return Served(found, work.policy)

@@ -90,6 +90,23 @@ class CutoutPlan:
         return f"{self.fits_key}:also:{name}"
 
 
+def plan_as_json(plan: CutoutPlan) -> dict[str, Any]:
+    """Return ``plan`` as JSON-ready values (a queued job's arguments); `plan_from_json` reads them back."""
+    return dataclasses.asdict(plan)
+
+
+def plan_from_json(values: dict[str, Any]) -> CutoutPlan:
+    """Return the plan `plan_as_json` wrote."""
+    return CutoutPlan(
+        target=Target(**values["target"]),
+        size_px=int(values["size_px"]),
+        sector=int(values["sector"]),
+        candidates=tuple(SectorCcd(**ccd) for ccd in values["candidates"]),
+        sector_pinned=bool(values["sector_pinned"]),
+        rows_px=values.get("rows_px"),
+    )
+
+
 def estimated_sector_middle_btjd(sector: int) -> float:
     """Return the approximate middle of a sector in BTJD (for choosing a sector by time; verified afterwards)."""
     return SECTOR_1_START_BTJD + (sector - 1) * SECTOR_SPACING_DAYS + SECTOR_SPACING_DAYS / 2

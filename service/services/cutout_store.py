@@ -17,6 +17,7 @@ import orjson
 
 from service.errors import BadUpstreamResponse, ServiceError, UpstreamError
 from service.infra.cache import CachedBody, DiskCache
+from service.infra.threads import Limiters, run_blocking
 from service.services.artifacts import ArtifactStore
 from service.services.cutout_plans import CUTOUT, CutoutPlan
 from service.tpf import contains_target, describe_tpf, stamp_tic
@@ -48,9 +49,10 @@ def _safe_name(path: Path) -> str:
 class CutoutStore:
     """The cache side of cutouts: what is kept under a plan's keys, and how it is read back."""
 
-    def __init__(self, store: ArtifactStore, cache: DiskCache, *, ttl_cutout_s: int) -> None:
+    def __init__(self, store: ArtifactStore, cache: DiskCache, limiters: Limiters, *, ttl_cutout_s: int) -> None:
         self._store = store
         self._cache = cache
+        self._limiters = limiters
         self._ttl_cutout_s = ttl_cutout_s
 
     async def get_fresh(self, plan: CutoutPlan, fmt: CutoutFormat) -> CachedBody | None:
@@ -65,11 +67,19 @@ class CutoutStore:
         return await self._open_files(plan, self._store.get_fresh)
 
     async def has_all_files(self, plan: CutoutPlan) -> bool:
-        """Return whether every file of ``plan`` is in the cache now."""
+        """Return whether every file of ``plan`` is in the cache now; if so, make sure the shared tier has them.
+
+        A process that finds them on its own disk (a worker making a cutout again because the replicas no longer
+        found it) shares them again when the shared tier lost them; without a shared tier this costs nothing.
+        """
         found = await self.files(plan)
         for file in found or []:
             file.body.close()
-        return found is not None
+        if found is None:
+            return False
+        keys = [plan.files_key, plan.summary_key, plan.fits_key, *(plan.other_file_key(f.name) for f in found)]
+        await run_blocking(self._cache.reshare, sorted(set(keys)), limiter=self._limiters.io)
+        return True
 
     async def _open_files(
         self, plan: CutoutPlan, opener: Callable[[str], Awaitable[CachedBody | None]]

@@ -24,6 +24,7 @@ from service.services.answers import Answer, CachePolicy, Found, Planned, SlowWo
 from service.services.cutout_plans import CutoutArgs, CutoutPlan, CutoutPlanner, window_plan
 from service.services.cutout_store import CutoutFile, CutoutFormat, CutoutStore
 from service.services.jobs import Job
+from service.services.queued_work import QueuedCutouts
 from service.services.targets import Target
 from service.services.workshop import Workshop
 from service.upstream.tesscut import TesscutClient
@@ -40,11 +41,19 @@ class CutoutService:
     """Answers cutout requests from the cache, or through a job that downloads from TESScut."""
 
     def __init__(
-        self, workshop: Workshop, tesscut: TesscutClient, *, pool: Admission, ttl_sectors_s: int, ttl_cutout_s: int
+        self,
+        workshop: Workshop,
+        tesscut: TesscutClient,
+        *,
+        pool: Admission,
+        ttl_sectors_s: int,
+        ttl_cutout_s: int,
+        queued: QueuedCutouts | None = None,
     ) -> None:
         self.pool = pool
+        self._queued = queued
         self.planner = CutoutPlanner(workshop.store, tesscut, ttl_sectors_s=ttl_sectors_s)
-        self.stored = CutoutStore(workshop.store, workshop.cache, ttl_cutout_s=ttl_cutout_s)
+        self.stored = CutoutStore(workshop.store, workshop.cache, workshop.limiters, ttl_cutout_s=ttl_cutout_s)
         self._tesscut = tesscut
         self._jobs = workshop.jobs
         self._answers = workshop.answers
@@ -166,8 +175,12 @@ class CutoutService:
     def start(self, plan: CutoutPlan, result_url: str) -> Job:
         """Return the job that puts ``plan``'s cutout in the cache (an existing one when it is running).
 
-        A new job needs a place in the cutout pool: raises `Overloaded` (503) when it is full.
+        A new job needs a place in the cutout pool: raises `Overloaded` (503) when it is full. With a work queue
+        (`QueuedCutouts`) a worker downloads and the job follows it.
         """
+        queued = self._queued
+        if queued is not None:
+            return self._jobs.start(plan.fits_key, result_url, lambda job: queued.fetch(plan, job), pool=self.pool)
         return self._jobs.start(plan.fits_key, result_url, lambda job: self._fetch(plan, job), pool=self.pool)
 
     async def after_job(self, plan: CutoutPlan, job: Job, fmt: CutoutFormat) -> Found:

@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +39,8 @@ ANSWER_MARGIN_S = 2.0
 RESTART_RETRY_AFTER_S = 5
 # How often a running job's view (its bytes received) is published for the other replicas.
 PUBLISH_EVERY_S = 1.0
+# How long a 202 waits for its job to be published (a board that does not answer costs no more than this).
+ANNOUNCE_WAIT_S = 2.0
 
 
 @dataclass
@@ -55,6 +58,8 @@ class Job:
     error: ServiceError | None = None
     task: asyncio.Task[None] | None = None
     ticket: Ticket | None = None
+    # Set once the job's view is published for the other replicas (with a board).
+    announced: asyncio.Event = field(default_factory=asyncio.Event)
 
     def mark(self, status: JobStatus) -> None:
         """Move to ``status``."""
@@ -135,7 +140,17 @@ class JobRegistry:
         assert self._board is not None
         while True:
             await self._board.publish(job.view())
+            job.announced.set()
             await asyncio.sleep(PUBLISH_EVERY_S)
+
+    async def announced(self, job: Job) -> None:
+        """Return once every replica can find ``job`` (its view published), or after `ANNOUNCE_WAIT_S`.
+
+        A 202 points at ``/jobs/{id}``, and the client's next request may reach another replica.
+        """
+        if self._board is not None and not job.announced.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(job.announced.wait(), ANNOUNCE_WAIT_S)
 
     def running(self, key: str) -> Job | None:
         """Return the running job for ``key``, if any."""
@@ -199,6 +214,7 @@ class JobRegistry:
                 await asyncio.gather(publisher, return_exceptions=True)
                 assert self._board is not None
                 await self._board.publish(job.view(), final=True)
+                job.announced.set()
 
     def _forget_old(self) -> None:
         horizon = time.time() - self._keep_s
