@@ -115,6 +115,18 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
 CMD ["python", "-m", "tests.fake_mast", "--host", "0.0.0.0", "--port", "8001"]
 
 # ---------------------------------------------------------------------------------------------------------------
+# infra: what docker-compose.yml's `scale` profile runs beside the service, from Debian and PyPI alone (no other
+# registry is needed): Debian's nginx and redis-server, and moto's S3-compatible server for trying the profile
+# (it keeps objects in memory; use a real object store in production).
+FROM ${BASE_IMAGE} AS infra
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx-light redis-server \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/moto \
+    && /opt/moto/bin/pip install --no-cache-dir "moto[server]>=5.0"
+
+# ---------------------------------------------------------------------------------------------------------------
 # service: last, so that a build without --target produces it.
 FROM runtime AS service
 
