@@ -34,7 +34,7 @@ DURATION_S = 8.0
 ROUNDS = 3
 MIB = 1024 * 1024
 
-BARE_APP = '''
+BARE_APP = """
 import os
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -46,7 +46,7 @@ app = FastAPI()
 @app.get("/movie")
 async def movie() -> Response:
     return Response(BODY, media_type="image/gif", headers={"ETag": '"bench"', "Cache-Control": "public, max-age=60"})
-'''
+"""
 
 
 @dataclass
@@ -89,7 +89,7 @@ def main() -> None:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-large-")))
         mast = stack.enter_context(mast_process())
         service = stack.enter_context(service_process(mast))
-        cold = stack.enter_context(service_process(mast, hot_cache_mb="0"))
+        cold = stack.enter_context(service_process(mast, edge_cache_mb="0"))
         body = cached_movie(service.base_url)
         assert cached_movie(cold.base_url) == body
         assert len(body) > MIB, f"the movie is {len(body)} bytes; the benchmark wants one over 1 MiB"
@@ -97,7 +97,7 @@ def main() -> None:
         servers = {
             "bare FastAPI, bytes in memory": (Server(bare.url, bare.pid), "/movie"),
             "service (default tiers)": (Server(service.base_url, service.pid), MOVIE),
-            "service, memory tier off (disk)": (Server(cold.base_url, cold.pid), MOVIE),
+            "service, edge tier off": (Server(cold.base_url, cold.pid), MOVIE),
         }
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
         for _ in range(ROUNDS):

@@ -30,6 +30,7 @@ from service.api.errors import install_error_handlers
 from service.api.exomast_mirror import router as exomast_mirror_router
 from service.api.explorer import router as explorer_router
 from service.api.tesscut_mirror import router as tesscut_mirror_router
+from service.infra.edge_tier import EdgeTier
 from service.infra.head import HeadAsGetMiddleware
 from service.infra.http_cache import StaleMarkingMiddleware
 from service.infra.observability import RequestObservabilityMiddleware
@@ -86,6 +87,14 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    # Innermost: cacheable answers served from memory before routing, still counted and given a request id.
+    # Its clock is the cache's: an answer's max-age was computed on it (tests move it to expire entries).
+    app.add_middleware(
+        EdgeTier,
+        max_bytes=settings.edge_cache_mb * 1024 * 1024,
+        entry_max_bytes=settings.edge_entry_max_kb * 1024,
+        clock=cache_clock,
+    )
     # Added before HeadAsGet, so it runs inside it and sees the router's matched route for HEAD requests too.
     app.add_middleware(RequestObservabilityMiddleware, access_log=settings.access_log)
     app.add_middleware(HeadAsGetMiddleware)

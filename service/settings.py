@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     hot_entry_max_kb: int = Field(
         1024, ge=0, description="Largest answer the in-memory cache tier holds, in KiB. 0 disables the tier."
     )
+    edge_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="Memory for the edge tier, in MiB: whole answers kept by URL for as long as their Cache-Control "
+        "lets any cache keep them, and served without routing, planning or cache lookups. 0 disables it.",
+    )
+    edge_entry_max_kb: int = Field(
+        8192, ge=0, description="Largest answer the edge tier keeps, in KiB (movies are typically 1 to 5 MiB)."
+    )
     cache_redis_url: str | None = Field(
         None,
         description="Redis of the shared cache tier (`redis://host:6379/0`), shared by replicas: answers' metadata "

@@ -22,7 +22,7 @@ from typing import BinaryIO, Generic, TypeVar
 
 from service.errors import InsufficientStorage, InvalidRequest
 from service.infra.threads import Admission, run_blocking
-from service.services.answers import Answer, Found, Planned, SlowWork
+from service.services.answers import Answer, CachePolicy, Found, Planned, SlowWork
 from service.services.artifacts import Artifact
 from service.services.cutouts import CutoutArgs, CutoutPlan, CutoutService
 from service.services.identity import Product
@@ -53,6 +53,8 @@ class CutoutProduct(Generic[Q]):
     satisfy. ``check(plan, params, limits)`` refuses what is known to be too costly before any cutout is fetched.
     ``window(params)`` is the BTJD span the product shows, which chooses the sector when none is named (None: no
     span, the latest sector). ``vary(params)`` is the request header the answer was negotiated by, if any.
+    ``max_age_cap(params)`` caps how long clients (and caches in front) may keep the answer, in seconds, when it is
+    made from something incomplete (SkyBoT unavailable: 0, so that the next request asks again); None: no cap.
     """
 
     product: Product
@@ -60,6 +62,7 @@ class CutoutProduct(Generic[Q]):
     check: Callable[[CutoutPlan, Q, RenderLimits], None]
     window: Callable[[Q], tuple[float, float] | None] | None = None
     vary: Callable[[Q], str | None] | None = None
+    max_age_cap: Callable[[Q], int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,10 +143,20 @@ class CutoutProducts:
                 cached=lambda: self.cached(ask),
                 starter=lambda: self.starter(ask, then, cutout_url(cutout_path, ask.plan)),
                 finished=lambda job: self.after_job(ask, job),
-                policy=self._cutouts.policy(ask.plan, product.vary(params) if product.vary is not None else None),
+                policy=self.policy(ask),
             )
 
         return await self._answers.answer(Planned(plan, work, self._cutouts.pool), args.wait_s, then)
+
+    def policy(self, ask: CutoutAsk[Q]) -> CachePolicy:
+        """Return how clients may keep ``ask``'s answer: as its cutout, unless the product caps it."""
+        product, params = ask.product, ask.params
+        policy = self._cutouts.policy(ask.plan, product.vary(params) if product.vary is not None else None)
+        cap = product.max_age_cap(params) if product.max_age_cap is not None else None
+        if cap is None:
+            return policy
+        capped = cap if policy.max_age_cap_s is None else min(cap, policy.max_age_cap_s)
+        return CachePolicy(immutable=False, vary=policy.vary, max_age_cap_s=capped)
 
     async def cached(self, ask: CutoutAsk[Q]) -> Found | None:
         """Return the cached product, or None."""

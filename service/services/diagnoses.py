@@ -398,6 +398,11 @@ def make_pixels(source: BinaryIO, plan: CutoutPlan, params: PixelsParams, limits
         raise InvalidRequest(f"This picture cannot be drawn: {exc}") from exc
 
 
+def _incomplete_cap(params: DiagnosisParams) -> int | None:
+    """Return 0 (keep no copy) for an answer made while SkyBoT was unavailable: asked again, it may name the body."""
+    return 0 if params.surroundings.known.status != "ok" else None
+
+
 # The science, the reading and the rendering shape the bytes, so their source is part of the products' identity.
 _READING = (tpf, window_pixels, pixels, photometry, _read)
 _SCIENCE = (*_READING, science, tracks, known_objects, _diagnose, known_bodies, predicted_path, _explanation)
@@ -411,12 +416,14 @@ DIAGNOSIS = CutoutProduct(
     make=make_diagnosis,
     check=_check,
     window=_span,
+    max_age_cap=_incomplete_cap,
 )
 DIAGNOSIS_PICTURE = CutoutProduct(
     Product("diagnosis-picture", (PNG_MEDIA_TYPE,), (*_SCIENCE, diagnosis_pictures, make_picture), kind="render"),
     make=make_picture,
     check=_check,
     window=_span,
+    max_age_cap=_incomplete_cap,
 )
 PIXELS_PICTURE = CutoutProduct(
     Product("pixels-picture", (PNG_MEDIA_TYPE,), (*_READING, diagnosis_pictures, make_pixels), kind="render"),

@@ -277,9 +277,10 @@ def test_decoded_values_are_bounded():
 
 async def test_a_warm_hit_over_http_never_touches_the_disk_cache_and_answers_identically(make_client, mast):
     path = f"/tic/{WEIRD_TIC}/tces"
-    async with make_client() as client:
+    # The edge tier (whole answers by URL, in front of routing) is off: these requests must reach the cache.
+    async with make_client(edge_cache_mb=0) as client:
         first = await client.get(path)  # produced, stored, kept in memory
-    async with make_client() as client:  # a new process on the same cache: memory starts empty
+    async with make_client(edge_cache_mb=0) as client:  # a new process on the same cache: memory starts empty
         from_disk = await client.get(path)
         disk, memory = reads("disk"), reads("memory")
         from_memory = [await client.get(path) for _ in range(3)]
@@ -295,7 +296,7 @@ async def test_a_warm_hit_over_http_never_touches_the_disk_cache_and_answers_ide
 
 async def test_with_the_tier_off_every_hit_reads_the_disk(make_client):
     path = f"/tic/{WEIRD_TIC}/tces"
-    async with make_client(hot_cache_mb=0) as client:
+    async with make_client(hot_cache_mb=0, edge_cache_mb=0) as client:
         await client.get(path)
         disk = reads("disk")
         assert (await client.get(path)).headers["x-cache"] == "HIT"
