@@ -1,4 +1,4 @@
-"""The edge tier in front of a small ASGI app that counts its calls: what it keeps, for how long, and what it passes on."""
+"""The edge tier before a small ASGI app that counts its calls: what it keeps, for how long, what it passes on."""
 
 from __future__ import annotations
 
