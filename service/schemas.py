@@ -196,17 +196,17 @@ class Health(BaseModel):
 
 
 class ReadyCheck(BaseModel):
-    """One readiness check: the cache, the shared cache tier (when configured), or one upstream's breaker."""
+    """One readiness check: the cache, the shared tier and the state Redis (when configured), or a breaker."""
 
     name: str = Field(
-        description="'cache', 'shared cache' (Redis and the object store, when configured), or the upstream's name "
-        "(ExoMAST, MAST TIC catalog, TESScut, SkyBoT)."
+        description="'cache', 'shared cache' (Redis and the object store, when configured), 'coordination' (the "
+        "state Redis, when configured), or the upstream's name (ExoMAST, MAST TIC catalog, TESScut, SkyBoT)."
     )
     ok: bool = Field(description="Whether this check passes.")
     state: str = Field(
         description="Cache: 'writable' or 'failing'. Shared cache: 'available' or 'unavailable' (this replica then "
-        "serves from its own tiers). Upstream: its breaker, 'closed', 'open' (calls refused) or 'half-open' (a "
-        "trial call is due or under way)."
+        "serves from its own tiers). Coordination: 'available' or 'unavailable' (new TESScut work answers 503). "
+        "Upstream: its breaker, 'closed', 'open' (calls refused) or 'half-open' (a trial call is due or under way)."
     )
     detail: str | None = Field(None, description="Why the check fails, when it does.")
     retry_after_s: int | None = Field(None, description="For an open breaker: seconds until it tries again.")

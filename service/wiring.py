@@ -119,7 +119,7 @@ async def build_services(
                 if settings.work_queue and settings.state_redis_url
                 else None
             )
-            services = _services(settings, upstreams, limiters, cache, _Shared(flights, board, queue))
+            services = _services(settings, upstreams, limiters, cache, _Shared(flights, board, queue, gate))
             if queue is not None:
                 queue.watch_depth()
             await run_blocking(services.cutouts.clear_scratch, limiter=limiters.io)
@@ -146,11 +146,12 @@ async def build_services(
 
 @dataclass(frozen=True)
 class _Shared:
-    """What replicas share, when configured: single-flight locks, the job board and the work queue."""
+    """What replicas share, when configured: single-flight locks, the job board, the work queue and the gate."""
 
     flights: SharedFlights | None
     board: SharedJobBoard | None
     queue: WorkQueue | None
+    gate: SharedGate | None
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,9 @@ def _services(
         settings=settings,
         limiters=limiters,
         cache=cache,
-        readiness=ReadinessProbe(cache, upstreams.breakers),
+        readiness=ReadinessProbe(
+            cache, upstreams.breakers, coordination=shared.gate.ping if shared.gate is not None else None
+        ),
         dv=dv,
         targets=TargetResolver(store, dv, upstreams.catalog, ttl_s=settings.ttl_sectors_s),
         cutouts=cutouts,

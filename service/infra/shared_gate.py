@@ -147,6 +147,14 @@ class SharedGate:
             except (RedisError, OSError) as error:
                 log.warning("could not extend lease %s of %s: %s", token, self._name, error)
 
+    async def ping(self) -> str | None:
+        """Return None when the state Redis answers PING, else why not (for `/ready`)."""
+        try:
+            await self._redis.ping()  # type: ignore[misc]  # redis-py types ping for both clients
+        except (RedisError, OSError) as error:
+            return f"the state Redis cannot be reached ({error}): TESScut work and queued jobs answer 503"
+        return None
+
     async def close(self) -> None:
         """Close the connection pool."""
         with suppress(RedisError, OSError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from anyio import CapacityLimiter
@@ -51,9 +52,15 @@ class Readiness:
 class ReadinessProbe:
     """Checks the cache (in a thread of its own) and reads each upstream's breaker."""
 
-    def __init__(self, cache: DiskCache, breakers: tuple[CircuitBreaker, ...]) -> None:
+    def __init__(
+        self,
+        cache: DiskCache,
+        breakers: tuple[CircuitBreaker, ...],
+        coordination: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> None:
         self._cache = cache
         self._breakers = breakers
+        self._coordination = coordination
         # One thread for cache probes, apart from the I/O pool so heavy I/O cannot starve it.
         self._limiter = CapacityLimiter(1)
         self._shared_limiter = CapacityLimiter(1)  # the shared tier's ping: a stuck one holds no cache probe
@@ -61,9 +68,22 @@ class ReadinessProbe:
     async def check(self) -> Readiness:
         """Probe the cache (and the shared tier, when there is one) and read the breakers."""
         others = tuple(_breaker_check(breaker) for breaker in self._breakers)
+        if self._coordination is not None:
+            others = (await self._coordination_check(self._coordination), *others)
         if isinstance(self._cache, TieredCache):
             others = (await self._shared_check(self._cache.shared), *others)
         return Readiness(await self._cache_check(), others)
+
+    async def _coordination_check(self, ping: Callable[[], Awaitable[str | None]]) -> ReadyCheck:
+        """Ask the state Redis now: when it is down, cached answers are served and new TESScut work is a 503."""
+        try:
+            async with asyncio.timeout(CACHE_PROBE_TIMEOUT_S):
+                problem = await ping()
+        except TimeoutError:
+            problem = f"the state Redis did not answer within {CACHE_PROBE_TIMEOUT_S:g} s"
+        if problem is not None:
+            return ReadyCheck(name="coordination", ok=False, state="unavailable", detail=problem)
+        return ReadyCheck(name="coordination", ok=True, state="available")
 
     async def _shared_check(self, shared: SharedTier) -> ReadyCheck:
         """Ask the shared tier now: when it is down, this replica serves what its own tiers hold (degraded)."""

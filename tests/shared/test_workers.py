@@ -139,6 +139,11 @@ def tesscut_calls_by_replicas(deployment: Deployment) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for text in texts for line in text.splitlines() if name in line)
 
 
+def coordination(replica: httpx.Client) -> dict[str, object]:
+    """The replica's readiness check of the state Redis."""
+    return next(check for check in replica.get("/ready").json()["checks"] if check["name"] == "coordination")
+
+
 def emulator_fits(mast: FakeMast, params: dict[str, object]) -> bytes:
     """What TESScut itself (the emulator) returns for this cutout: the one FITS in its zip."""
     zipped = httpx.get(mast.url + ASTROCUT, params=params, timeout=60)
@@ -271,6 +276,10 @@ def test_with_the_state_redis_down_new_work_is_a_503_and_cached_answers_are_serv
         assert refused.json()["retryable"] is True and "retry-after" in refused.headers
         assert one.get("/cutout", params=cached).status_code == 200
         assert two.get("/cutout", params=cached).status_code == 200  # through the cache Redis and the object store
+        ready = one.get("/ready")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
+        assert coordination(one)["state"] == "unavailable"
     finally:
         deployment.state.start()
+    wait_until(lambda: coordination(one)["ok"], 10, what="/ready to see the state Redis again", interval_s=0.2)
     assert fetched(one, "/cutout", POSITION | {"size": 75, "wait": 60}).status_code == 200
