@@ -15,6 +15,9 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +39,39 @@ class TieredCache(DiskCache):
         super().__init__(directory, **options)
         self.shared = shared
         self._incoming = directory / INCOMING_DIR
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._locks_guard = threading.Lock()
         shutil.rmtree(self._incoming, ignore_errors=True)  # copies a killed process left half-done
 
     def get(self, key: str) -> CachedBody | None:
-        """Return the entry from this replica's disk, else from the shared tier (checked, then kept here)."""
+        """Return the entry from this replica's disk, else from the shared tier (checked, then kept here).
+
+        One thread at a time copies a given key from the shared tier; the others wait for it and read it here
+        (ten requests for a new cutout made one copy, not ten writers of one key contending for the disk cache).
+        """
         found = super().get(key)
         if found is not None:
             return found
-        return self._from_shared(key)
+        with self._copying(key):
+            found = super().get(key)
+            return found if found is not None else self._from_shared(key)
+
+    @contextmanager
+    def _copying(self, key: str) -> Iterator[None]:
+        """Hold the lock of ``key`` (made on first use, dropped with its last holder)."""
+        with self._locks_guard:
+            lock, holders = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, holders + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._locks_guard:
+                lock, holders = self._locks[key]
+                if holders == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, holders - 1)
 
     def _from_shared(self, key: str) -> CachedBody | None:
         record = self.shared.fetch(key)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from service.infra.cache import DiskCache
 from service.infra.cache_entries import EntryMeta
@@ -118,10 +119,13 @@ def test_concurrent_reads_of_one_large_entry_each_get_it_whole(
         finally:
             found.close()
 
+    copies = REGISTRY.get_sample_value("tess_cache_shared_reads_total", {"outcome": "hit"}) or 0.0
     with ThreadPoolExecutor(max_workers=6) as pool:
         bodies = list(pool.map(lambda _: read(), range(6)))
     assert all(body == source.read_bytes() for body in bodies)
     assert client.exists("tess:cache:movie:3"), "a good shared entry was dropped"
+    # One thread copied it from the shared tier; the others waited and read it from this disk.
+    assert REGISTRY.get_sample_value("tess_cache_shared_reads_total", {"outcome": "hit"}) == copies + 1
 
 
 def test_a_replica_whose_disk_fails_misses_and_leaves_the_shared_entry(
