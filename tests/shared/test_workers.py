@@ -189,6 +189,26 @@ def test_identical_cold_cutouts_over_both_replicas_make_one_download(deployment:
     assert mast.count(endpoint="tesscut.astrocut") == 1, mast.counters()
 
 
+def test_fifty_identical_cold_movies_over_both_replicas_make_one_download_and_one_render(
+    deployment: Deployment, mast: FakeMast
+) -> None:
+    movie = "/movie?ra=107.27&dec=-70.0&sector=1&size=11&start=1334&end=1334.5&wait=90"
+    made = sum(productions(replica) for replica in deployment.replicas)
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(lambda n: deployment.replicas[n % 2].get(movie), range(50)))
+    assert {answer.status_code for answer in answers} == {200}, [a.text[:200] for a in answers]
+    assert len({answer.content for answer in answers}) == 1 and answers[0].content[:6] == b"GIF89a"
+    # One call to each upstream endpoint: the sector lookup (coalesced across replicas) and the download (a worker).
+    assert mast.count(endpoint="tesscut.astrocut") == 1 and mast.count(endpoint="tesscut.sector") == 1, mast.counters()
+    # And one render, on one replica, for all 50.
+    assert sum(productions(replica) for replica in deployment.replicas) - made == 1
+
+
+def productions(replica: httpx.Client) -> float:
+    """The replica's `tess_productions_total`: answers it made rather than read from a cache."""
+    return metric(replica.get("/metrics").text, "tess_productions_total")
+
+
 def test_thirty_distinct_cold_cutouts_through_the_workers_stay_within_tesscuts_limits(
     deployment: Deployment, mast: FakeMast
 ) -> None:
