@@ -269,13 +269,14 @@ def _services(
     cutout_pool = Admission(
         "cutout", running=settings.tesscut_max_in_flight, waiting=settings.cutout_queue_max, retry_after_s=10
     )
+    queued = QueuedCutouts(shared.queue) if shared.queue is not None else None
     cutouts = CutoutService(
         workshop,
         upstreams.tesscut,
         pool=cutout_pool,
         ttl_sectors_s=settings.ttl_sectors_s,
         ttl_cutout_s=settings.ttl_cutout_s,
-        queued=QueuedCutouts(shared.queue) if shared.queue is not None else None,
+        queued=queued,
     )
     render_pool = Admission(
         "render", running=settings.render_threads, waiting=settings.render_queue_max, retry_after_s=2
@@ -286,6 +287,7 @@ def _services(
         pool=render_pool,
         ttl_s=settings.ttl_cutout_s,
         limits=RenderLimits(settings.movie_max_frames, settings.movie_max_output_mb * MIB),
+        queued=queued,
     )
     # The TESScut mirror holds a request at most just under astroquery's default 600-s timeout: past it the
     # client has gone (the job goes on).

@@ -1,4 +1,4 @@
-"""The job queue in the state Redis (SAQ): replicas enqueue slow work and follow it; `service.worker` runs it.
+"""The job queue in the state Redis (SAQ): replicas enqueue cutouts and renders and follow them; workers run them.
 
 Why SAQ: asyncio-native like the service; a job's key refuses a duplicate while the job is incomplete, so many
 replicas asking for the same cutout at once make one job; workers touch a running job's record (here every
@@ -7,7 +7,7 @@ its state lives in Redis, so with AOF a restart of the state Redis loses no job.
 
 A replica follows a job by reading its record every `POLL_S` (not over pub/sub: a missed message cannot strand a
 waiter, and reading again after a Redis restart is the same code). What the job returns is a small JSON result;
-what it makes (a cutout) travels through the shared cache tier.
+what it makes (a cutout, a movie) travels through the shared cache tier.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from service.services.cutouts import CutoutArgs, CutoutPlan, CutoutService
 from service.services.identity import Product
 from service.services.jobs import Job
 from service.services.pools import overloaded_when_full
+from service.services.queued_work import QueuedCutouts
 from service.services.targets import Target
 from service.services.tce_products import Made
 from service.services.workshop import Workshop
@@ -102,9 +103,17 @@ class CutoutProducts:
     """Answers, makes and caches every cutout-backed product; making runs in the render pool."""
 
     def __init__(
-        self, workshop: Workshop, cutouts: CutoutService, *, pool: Admission, ttl_s: int, limits: RenderLimits
+        self,
+        workshop: Workshop,
+        cutouts: CutoutService,
+        *,
+        pool: Admission,
+        ttl_s: int,
+        limits: RenderLimits,
+        queued: QueuedCutouts | None = None,
     ) -> None:
         self.pool = pool
+        self._queued = queued
         self._store = workshop.store
         self._cache = workshop.cache
         self._cutouts = cutouts
@@ -202,6 +211,17 @@ class CutoutProducts:
 
     async def _run(self, ask: CutoutAsk[Q], job: Job, cutout_url: str) -> None:
         job.mark("running")
+        if self._queued is not None:
+            # With a work queue: the cutout first (a queued download, shared with every request for it), then the
+            # render on a worker, which finds the cutout in the shared tier and leaves the product there.
+            (await self._cutouts.ensure(ask.plan, cutout_url)).close()
+            name = ask.product.product.name
+            await self._queued.render(ask.key, name, ask.plan, ask.params, cutout_url, job)
+            return
+        await self.make_here(ask, cutout_url)
+
+    async def make_here(self, ask: CutoutAsk[Q], cutout_url: str) -> None:
+        """Make ``ask``'s product in this process (unless cached) and cache it."""
         body, _ = await self._store.body(ask.key, lambda: self._make(ask, cutout_url))
         body.close()
 

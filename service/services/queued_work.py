@@ -11,7 +11,9 @@ the same problem document as without a queue.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import pickle
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CUTOUT_FUNCTION = "cutout"
+RENDER_FUNCTION = "render"
+Touch = Callable[[int], Awaitable[None]]
 RETRY_AFTER_S = 5
 
 
@@ -56,36 +60,47 @@ def error_from_json(values: dict[str, Any]) -> ServiceError:
 
 
 class QueuedCutouts:
-    """The replica's side: enqueue a cutout's download, follow it, and raise what it failed with."""
+    """The replica's side: enqueue a cutout's download or a product's render, follow it, raise what it failed with."""
 
     def __init__(self, queue: WorkQueue) -> None:
         self._queue = queue
 
     async def fetch(self, plan: CutoutPlan, job: Job) -> None:
         """Have a worker put ``plan``'s cutout in the shared cache; ``job`` shows its progress meanwhile."""
+        await self._follow(CUTOUT_FUNCTION, plan.fits_key, {"plan": plan_as_json(plan)}, job, track_bytes=True)
+
+    async def render(self, key: str, product: str, plan: CutoutPlan, params: object, cutout_url: str, job: Job) -> None:
+        """Have a worker make ``product`` (its cutout already cached) and put it in the shared cache under ``key``."""
+        kwargs = {
+            "product": product,
+            "plan": plan_as_json(plan),
+            "params": params_as_text(params),
+            "cutout_url": cutout_url,
+        }
+        await self._follow(RENDER_FUNCTION, key, kwargs, job, track_bytes=False)
+
+    async def _follow(self, function: str, key: str, kwargs: dict[str, Any], job: Job, *, track_bytes: bool) -> None:
         received = 0
 
         def on_bytes(count: int) -> None:
             nonlocal received
             received = max(received, count)
 
-        job.progress = lambda: received
+        if track_bytes:
+            job.progress = lambda: received
         try:
             result = await self._queue.run(
-                CUTOUT_FUNCTION,
-                plan.fits_key,
-                {"plan": plan_as_json(plan)},
-                Progress(on_start=lambda: job.mark("running"), on_bytes=on_bytes),
+                function, key, kwargs, Progress(on_start=lambda: job.mark("running"), on_bytes=on_bytes)
             )
         except QueueUnavailable as error:
             raise CoordinationUnavailable(
-                f"The cutout is made by the service's workers, and the job queue cannot be reached ({error}). "
+                f"This work is done by the service's workers, and the job queue cannot be reached ({error}). "
                 "Try again shortly.",
                 retry_after_s=RETRY_AFTER_S,
             ) from error
         except QueuedJobFailed as error:
             raise WorkInterrupted(
-                f"The workers making this cutout stopped before it was done ({error}); nothing partial was kept. "
+                f"The workers doing this stopped before it was done ({error}); nothing partial was kept. "
                 "Ask again: the work starts afresh.",
                 retry_after_s=RETRY_AFTER_S,
             ) from error
@@ -93,20 +108,40 @@ class QueuedCutouts:
             raise error_from_json(result["error"])
 
 
-async def run_cutout(
-    cutouts: CutoutService, plan_values: dict[str, Any], touch: Callable[[int], Awaitable[None]]
-) -> dict[str, Any]:
-    """Download the cutout in the worker, as a local job, calling ``touch(bytes)`` every second meanwhile.
+def params_as_text(params: object) -> str:
+    """Return a product's parameters as text for a queued job (pickled: only the service's processes read it)."""
+    return base64.b64encode(pickle.dumps(params)).decode("ascii")
 
-    Returns ``{"bytes_received": n}``, or ``{"error": ...}`` when the job failed with a problem. A crash (a bug)
+
+def params_from_text(text: str) -> Any:
+    """Return the parameters `params_as_text` wrote."""
+    return pickle.loads(base64.b64decode(text))  # noqa: S301 - written by a replica of this service
+
+
+async def run_here(task: asyncio.Future[None], received: Callable[[], int], touch: Touch) -> dict[str, Any]:
+    """Run a queued job's work in the worker, calling ``touch(bytes)`` every second meanwhile.
+
+    Returns ``{"bytes_received": n}``, or ``{"error": ...}`` when the work failed with a problem. A crash (a bug)
     is raised, and the queue runs the job again.
     """
-    job = cutouts.start(plan_from_json(plan_values), result_url="")
-    task = job.task
-    assert task is not None
     while not task.done():
         await asyncio.wait({task}, timeout=TOUCH_EVERY_S)
-        await touch(job.received())
-    if job.error is not None:
-        return {"error": error_as_json(job.error)}
-    return {"bytes_received": job.received()}
+        await touch(received())
+    try:
+        task.result()
+    except ServiceError as error:
+        return {"error": error_as_json(error)}
+    return {"bytes_received": received()}
+
+
+async def run_cutout(cutouts: CutoutService, plan_values: dict[str, Any], touch: Touch) -> dict[str, Any]:
+    """Download a queued cutout in the worker, as a local job (joined by the worker's own renders that need it)."""
+    job = cutouts.start(plan_from_json(plan_values), result_url="")
+    assert job.task is not None
+
+    async def ended() -> None:
+        await asyncio.shield(job.task)  # type: ignore[arg-type]
+        if job.error is not None:
+            raise job.error
+
+    return await run_here(asyncio.ensure_future(ended()), job.received, touch)

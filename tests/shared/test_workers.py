@@ -193,20 +193,24 @@ def test_fifty_identical_cold_movies_over_both_replicas_make_one_download_and_on
     deployment: Deployment, mast: FakeMast
 ) -> None:
     movie = "/movie?ra=107.27&dec=-70.0&sector=1&size=11&start=1334&end=1334.5&wait=90"
-    made = sum(productions(replica) for replica in deployment.replicas)
+    made = made_everywhere(deployment)
+    renders = sum(w.metric('tess_queue_job_runs_total{function="render",outcome="done"}') for w in deployment.workers)
     with ThreadPoolExecutor(max_workers=50) as pool:
         answers = list(pool.map(lambda n: deployment.replicas[n % 2].get(movie), range(50)))
     assert {answer.status_code for answer in answers} == {200}, [a.text[:200] for a in answers]
     assert len({answer.content for answer in answers}) == 1 and answers[0].content[:6] == b"GIF89a"
-    # One call to each upstream endpoint: the sector lookup (coalesced across replicas) and the download (a worker).
-    assert mast.count(endpoint="tesscut.astrocut") == 1 and mast.count(endpoint="tesscut.sector") == 1, mast.counters()
-    # And one render, on one replica, for all 50.
-    assert sum(productions(replica) for replica in deployment.replicas) - made == 1
+    # One download (by a worker) and one render (a queued job, by a worker), for all 50.
+    assert mast.count(endpoint="tesscut.astrocut") == 1, mast.counters()
+    assert made_everywhere(deployment) - made == 1
+    assert sum(w.metric('tess_queue_job_runs_total{function="render",outcome="done"}') for w in
+               deployment.workers) == renders + 1  # fmt: skip
 
 
-def productions(replica: httpx.Client) -> float:
-    """The replica's `tess_productions_total`: answers it made rather than read from a cache."""
-    return metric(replica.get("/metrics").text, "tess_productions_total")
+def made_everywhere(deployment: Deployment) -> float:
+    """`tess_productions_total` (answers made rather than read from a cache) over both replicas and both workers."""
+    texts = [replica.get("/metrics").text for replica in deployment.replicas]
+    texts += [httpx.get(worker.metrics, timeout=5).text for worker in deployment.workers]
+    return sum(metric(text, "tess_productions_total") for text in texts)
 
 
 def test_thirty_distinct_cold_cutouts_through_the_workers_stay_within_tesscuts_limits(
