@@ -126,7 +126,8 @@ def workers_running(deployment: Deployment) -> None:
 def fetched(client: httpx.Client, path: str, params: dict[str, object] | None = None) -> httpx.Response:
     answer = client.get(path, params=params)
     if answer.status_code == 202:
-        poll_job_sync(client, answer, until=lambda job: job["status"] in ("done", "failed"), timeout_s=120)
+        # Long enough for one stalled object-store request (obstore gives up on one after 120 s, then retries).
+        poll_job_sync(client, answer, until=lambda job: job["status"] in ("done", "failed"), timeout_s=300)
         answer = client.get(path, params=params)
     assert answer.status_code == 200, answer.text[:500]
     return answer
@@ -183,7 +184,7 @@ def test_identical_cold_cutouts_over_both_replicas_make_one_download(deployment:
     mast.set_fault(ASTROCUT, delay_s=1.0)
     params = POSITION | {"size": 9, "wait": 60}
     with ThreadPoolExecutor(max_workers=20) as pool:
-        answers = list(pool.map(lambda n: deployment.replicas[n % 2].get("/cutout", params=params), range(20)))
+        answers = list(pool.map(lambda n: fetched(deployment.replicas[n % 2], "/cutout", params), range(20)))
     assert {answer.status_code for answer in answers} == {200}, [a.text[:200] for a in answers]
     assert len({answer.content for answer in answers}) == 1
     assert mast.count(endpoint="tesscut.astrocut") == 1, mast.counters()
@@ -196,7 +197,7 @@ def test_fifty_identical_cold_movies_over_both_replicas_make_one_download_and_on
     made = made_everywhere(deployment)
     renders = sum(w.metric('tess_queue_job_runs_total{function="render",outcome="done"}') for w in deployment.workers)
     with ThreadPoolExecutor(max_workers=50) as pool:
-        answers = list(pool.map(lambda n: deployment.replicas[n % 2].get(movie), range(50)))
+        answers = list(pool.map(lambda n: fetched(deployment.replicas[n % 2], movie), range(50)))
     assert {answer.status_code for answer in answers} == {200}, [a.text[:200] for a in answers]
     assert len({answer.content for answer in answers}) == 1 and answers[0].content[:6] == b"GIF89a"
     # One download (by a worker) and one render (a queued job, by a worker), for all 50.
@@ -219,7 +220,7 @@ def test_thirty_distinct_cold_cutouts_through_the_workers_stay_within_tesscuts_l
     mast.set_fault(ASTROCUT, delay_s=1.5)
 
     def cutout(n: int) -> httpx.Response:
-        return deployment.replicas[n % 2].get("/cutout", params=POSITION | {"size": 20 + n, "wait": 120})
+        return fetched(deployment.replicas[n % 2], "/cutout", POSITION | {"size": 20 + n, "wait": 110})
 
     with ThreadPoolExecutor(max_workers=30) as pool:
         answers = list(pool.map(cutout, range(30)))
