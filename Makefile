@@ -17,10 +17,13 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 ## test: lint, type-check and run the whole test suite, one worker process per core (a module stays on one worker,
-## so its module-scoped service process or emulator is started once); then build the image with Podman and run it
+## so its module-scoped service process or emulator is started once); then the shared-mode tests on their own
+## (tests/shared: up to four service processes each, measuring TESScut's starts per second at the emulator, which
+## another module's load on the same two cores would skew); then build the image with Podman and run it
 ## (tests/container, on its own so that the build's CPU does not slow the timing-sensitive tests)
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n auto --dist loadscope --ignore=tests/container
+	$(BIN)/python -m pytest -n auto --dist loadscope --ignore=tests/container --ignore=tests/shared
+	$(BIN)/python -m pytest tests/shared
 	$(BIN)/python -m pytest tests/container
 
 ## test-container: only the image tests (needs podman, buildah, runc, debootstrap: see .ci/run)
