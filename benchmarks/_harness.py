@@ -89,17 +89,26 @@ class EmulatorProcess:
 
 
 @contextmanager
+def server_process(command: list[str], probe_url: str, what: str, **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """Run ``command`` (Popen keywords: cwd, env, ...) until the block ends, once ``probe_url`` answers."""
+    process = subprocess.Popen(command, **popen)
+    try:
+        wait_until_up(probe_url, process, what)
+        yield process
+    finally:
+        stop_process(process)
+
+
+@contextmanager
 def mast_process() -> Iterator[EmulatorProcess]:
     """Run the MAST emulator in a subprocess on a free loopback port, so it does not share this process's GIL."""
     port = free_port()
     command = [sys.executable, "-m", "tests.fake_mast", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/__fake__/faults", process, "the MAST emulator")
-        yield EmulatorProcess(url, process.pid)
-    finally:
-        stop_process(process)
+    with server_process(
+        command, f"{url}/__fake__/faults", "the MAST emulator", cwd=ROOT, stdout=subprocess.DEVNULL
+    ) as p:
+        yield EmulatorProcess(url, p.pid)
 
 
 @dataclass

@@ -11,7 +11,6 @@ Run: .venv/bin/python benchmarks/bench_large_answers.py   (needs wrk: apt-get in
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._harness import free_port, mast_process, service_process, stop_process, wait_until_up  # noqa: E402
+from benchmarks._harness import free_port, mast_process, server_process, service_process  # noqa: E402
 from benchmarks.bench_load import finish_wrk, start_wrk  # noqa: E402
 
 MOVIE = "/tic/214568914/movie?start=1334&end=1336&scale=6"
@@ -63,13 +62,9 @@ def bare_app(body: bytes, workdir: Path) -> Iterator[Server]:
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--log-level", "warning"]
     env = {"BENCH_BODY": str(workdir / "body.bin"), "PATH": str(Path(sys.executable).parent)}
-    process = subprocess.Popen(command, cwd=workdir, env=env)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{url}/movie", process, "the bare app")
+    with server_process(command, f"{url}/movie", "the bare app", cwd=workdir, env=env) as process:
         yield Server(url, process.pid)
-    finally:
-        stop_process(process)
 
 
 def cached_movie(base_url: str) -> bytes:

@@ -26,6 +26,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.infra.head import is_head_request
+from service.infra.http_cache import etag_matches
 from service.infra.metrics import EDGE_TIER
 
 _BYPASS = {b"range", b"if-match", b"if-modified-since", b"if-unmodified-since", b"if-range", b"authorization"}
@@ -38,7 +39,7 @@ _MAX_AGE = re.compile(rb"(?:^|,)\s*max-age=(\d+)")
 class _Kept:
     headers: list[tuple[bytes, bytes]]
     body: bytes
-    etag: bytes
+    etag: str
     route: Any
     kept_at: float
     expires_at: float
@@ -115,7 +116,7 @@ class EdgeTier:
         headers.append((b"x-cache", b"HIT"))
         self._forget(key)
         now = self._clock()
-        self._kept[key] = _Kept(headers, body, found[b"etag"], route, now, now + _max_age_s(start))
+        self._kept[key] = _Kept(headers, body, found[b"etag"].decode("latin-1"), route, now, now + _max_age_s(start))
         self._bytes += len(body)
         EDGE_TIER.labels("kept").inc()
         while self._bytes > self._max_bytes:
@@ -145,7 +146,7 @@ def _max_age_s(start: Message) -> int:
 
 
 async def _answer(kept: _Kept, age_s: float, if_none_match: bytes | None, send: Send) -> None:
-    if if_none_match is not None and _matches(if_none_match, kept.etag):
+    if if_none_match is not None and etag_matches(if_none_match.decode("latin-1"), kept.etag):
         headers = [(name, value) for name, value in kept.headers if name in _NOT_MODIFIED_HEADERS]
         headers.append((b"age", str(int(age_s)).encode()))
         await send({"type": "http.response.start", "status": 304, "headers": headers})
@@ -154,11 +155,3 @@ async def _answer(kept: _Kept, age_s: float, if_none_match: bytes | None, send: 
     age = (b"age", str(int(age_s)).encode())
     await send({"type": "http.response.start", "status": 200, "headers": [*kept.headers, age]})
     await send({"type": "http.response.body", "body": kept.body})
-
-
-def _matches(if_none_match: bytes, etag: bytes) -> bool:
-    """Weak comparison (RFC 9110 13.1.2), as ``If-None-Match`` asks."""
-    if if_none_match.strip() == b"*":
-        return True
-    wanted = {tag.strip().removeprefix(b"W/") for tag in if_none_match.split(b",")}
-    return etag.removeprefix(b"W/") in wanted

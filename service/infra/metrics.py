@@ -110,6 +110,7 @@ QUEUE_JOB_RUNS = Counter(
 QUEUE_JOBS_RUNNING = Gauge("tess_queue_jobs_running", "Queued jobs this worker is running now.")
 EDGE_TIER = Counter(
     "tess_edge_tier_total",
-    "The edge tier (immutable answers kept whole in memory by URL): answers kept, and answers served from it (hit).",
+    "The edge tier (cacheable answers kept whole in memory by URL for their max-age): answers kept, and answers "
+    "served from it (hit).",
     ["event"],
 )

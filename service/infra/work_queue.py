@@ -59,15 +59,11 @@ class Progress:
     on_bytes: Callable[[int], None]
 
 
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
-
-
 def open_queue(redis_url: str, name: str = CUTOUT_QUEUE) -> RedisQueue:
     """Return the queue ``name`` in the Redis at ``redis_url`` (bounded socket timeouts, orjson records)."""
     # No socket timeout on reads: a worker's dequeue blocks in Redis (BLMOVE) for as long as it is told to.
     client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=_TIMEOUT_S, health_check_interval=10)
-    return RedisQueue(client, name=name, dump=_dumps, load=orjson.loads)
+    return RedisQueue(client, name=name, dump=orjson.dumps, load=orjson.loads)
 
 
 class WorkQueue:

@@ -178,10 +178,8 @@ class CutoutService:
         A new job needs a place in the cutout pool: raises `Overloaded` (503) when it is full. With a work queue
         (`QueuedCutouts`) a worker downloads and the job follows it.
         """
-        queued = self._queued
-        if queued is not None:
-            return self._jobs.start(plan.fits_key, result_url, lambda job: queued.fetch(plan, job), pool=self.pool)
-        return self._jobs.start(plan.fits_key, result_url, lambda job: self._fetch(plan, job), pool=self.pool)
+        fetch = self._queued.fetch if self._queued is not None else self._fetch
+        return self._jobs.start(plan.fits_key, result_url, lambda job: fetch(plan, job), pool=self.pool)
 
     async def after_job(self, plan: CutoutPlan, job: Job, fmt: CutoutFormat) -> Found:
         """Return the answer a finished job produced; when it failed, its expired answer (stale) or its error."""

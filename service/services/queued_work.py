@@ -1,7 +1,8 @@
-"""Cutouts downloaded by `python -m service.worker` processes, as jobs on the queue (TESS_SERVICE_WORK_QUEUE).
+"""Cutouts and renders done by `python -m service.worker` processes, as jobs on the queue (TESS_SERVICE_WORK_QUEUE).
 
 A replica's cutout job (`CutoutService.start`) then enqueues the download under the cutout's cache key and follows
-it: many replicas asking for one cutout join one queued job. A worker runs it as it would run locally (its own
+it: many replicas asking for one cutout join one queued job. A product's job (`CutoutProducts`) waits for its
+cutout that way, then enqueues the render under the product's key. A worker runs it as it would run locally (its own
 `CutoutService`, TESScut behind the shared gate), and the cutout reaches the replicas through the shared cache
 tier; the job's result is only what went wrong, if anything. A failure the job answers with (TESScut's 404 or
 503, say) crosses the queue as its error class and fields and is raised again in the replica, so clients get
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import pickle
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -25,8 +25,6 @@ from service.services.jobs import Job
 
 if TYPE_CHECKING:
     from service.services.cutouts import CutoutService
-
-log = logging.getLogger(__name__)
 
 CUTOUT_FUNCTION = "cutout"
 RENDER_FUNCTION = "render"
