@@ -129,8 +129,10 @@ async def test_fetching_data_holds_no_render_place(make_client, mast):
         assert (await client.get("/cutout", params={**WEIRD, "sector": 1, "size": 10, "wait": 30})).status_code == 200
         # Long enough that both are still fetching while the quick ones render, on a machine loaded by the browser
         # tests too (3 s was not: the slow plot sometimes got to render first).
+        # Their own delays differ, so that the two slow ones do not reach the one render place at the same moment
+        # (with no waiting place, the second would be refused: a 503 this test is not about).
         mast.set_fault(f"/api/v0.1/dvdata/tess/{WASP126_TIC}/table/", delay_s=6.0)
-        mast.set_fault(ASTROCUT, delay_s=6.0)
+        mast.set_fault(ASTROCUT, delay_s=9.0)
 
         slow_plot = asyncio.ensure_future(client.get(f"/tic/{WASP126_TIC}/tces/TCE_1/lightcurve.png"))
         slow_movie = await client.get("/movie", params={**movie, "size": 12, "wait": 0})
